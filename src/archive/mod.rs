@@ -1,0 +1,3 @@
+//! Archives: items, archive metadata, manifest, and the create/extract pipelines.
+
+pub mod patterns;

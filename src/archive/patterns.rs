@@ -1,0 +1,1 @@
+//! Include/exclude patterns (borg help patterns).

@@ -1,0 +1,1 @@
+//! Content-defined (buzhash) and fixed-size chunking over whole buffers.

@@ -1,0 +1,1 @@
+//! Compression codecs with borg's 2-byte headers, `auto` and `obfuscate`.

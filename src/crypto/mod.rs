@@ -1,0 +1,1 @@
+//! Keys, envelopes, id functions and TAM.

@@ -1,0 +1,1 @@
+//! borg base, config, cache, security and keys directories.

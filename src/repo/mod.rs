@@ -1,0 +1,1 @@
+//! The Repository trait and its backends.
