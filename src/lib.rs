@@ -16,8 +16,11 @@ pub mod cli;
 pub mod compress;
 pub mod crypto;
 pub mod dirs;
+pub mod log;
 pub mod msgpack;
+pub mod platform;
 pub mod repo;
+pub mod units;
 
 /// The borg release whose behaviour and formats rborg follows; frontends (borgmatic, Vorta)
 /// read it from `--version`.
