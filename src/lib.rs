@@ -19,6 +19,7 @@ pub mod dirs;
 pub mod log;
 pub mod msgpack;
 pub mod platform;
+pub mod prompt;
 pub mod repo;
 pub mod units;
 

@@ -59,7 +59,10 @@ pub fn is_json() -> bool {
 }
 /// Lets records of `logger` through at INFO even if the global level is higher.
 pub fn force_info(logger: &'static str) {
-    FORCED.lock().unwrap_or_else(|e| e.into_inner()).push(logger);
+    FORCED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(logger);
 }
 
 pub fn enabled(lvl: Level, logger: &str) -> bool {
@@ -70,8 +73,7 @@ pub fn enabled(lvl: Level, logger: &str) -> bool {
         && FORCED
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|f| *f == logger)
+            .contains(&logger)
 }
 
 pub fn unix_time() -> f64 {
@@ -352,8 +354,17 @@ mod tests {
 
     #[test]
     fn percent_templates() {
-        assert_eq!(format_percent("Checking segments %3.1f%%", 12.34), "Checking segments 12.3%");
-        assert_eq!(format_percent("Pruning archives %3.0f%%", 50.0), "Pruning archives  50%");
-        assert_eq!(format_percent("%5.1f%% Extracting: x", 4.2), "  4.2% Extracting: x");
+        assert_eq!(
+            format_percent("Checking segments %3.1f%%", 12.34),
+            "Checking segments 12.3%"
+        );
+        assert_eq!(
+            format_percent("Pruning archives %3.0f%%", 50.0),
+            "Pruning archives  50%"
+        );
+        assert_eq!(
+            format_percent("%5.1f%% Extracting: x", 4.2),
+            "  4.2% Extracting: x"
+        );
     }
 }

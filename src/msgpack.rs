@@ -54,7 +54,10 @@ impl fmt::Debug for Value {
                 _ => write!(f, "h'{}'", hex::encode(b)),
             },
             Value::Array(a) => f.debug_list().entries(a).finish(),
-            Value::Map(m) => f.debug_map().entries(m.iter().map(|(k, v)| (k, v))).finish(),
+            Value::Map(m) => f
+                .debug_map()
+                .entries(m.iter().map(|(k, v)| (k, v)))
+                .finish(),
         }
     }
 }
@@ -238,13 +241,23 @@ from_int!(i8, i16, i32, i64, u8, u16, u32, u64, usize);
 /// the ASCII keys it uses).
 pub fn sorted_map(mut pairs: Vec<(&str, Value)>) -> Value {
     pairs.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    Value::Map(pairs.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+    Value::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    )
 }
 
 /// An insertion-ordered map with raw-string keys (hints, integrity and RPC dicts keep Python's
 /// dict order).
 pub fn ordered_map(pairs: Vec<(&str, Value)>) -> Value {
-    Value::Map(pairs.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+    Value::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect(),
+    )
 }
 
 // ---- packing primitives (hot paths pack directly into a buffer) ----
@@ -472,7 +485,10 @@ mod tests {
             (-1, &[0xff]),
             (-33, &[0xd0, 0xdf]),
             (-1622337299, &[0xd2, 0x9f, 0x4d, 0x18, 0xed]),
-            (1700000001000000000, &[0xcf, 0x17, 0x97, 0x9c, 0xfe, 0x71, 0xc4, 0xca, 0x00]),
+            (
+                1700000001000000000,
+                &[0xcf, 0x17, 0x97, 0x9c, 0xfe, 0x71, 0xc4, 0xca, 0x00],
+            ),
         ];
         for (i, want) in cases {
             let mut out = Vec::new();
@@ -485,7 +501,10 @@ mod tests {
     #[test]
     fn roundtrip_nested() {
         let v = sorted_map(vec![
-            ("b", Value::Array(vec![Value::Nil, true.into(), 5u32.into()])),
+            (
+                "b",
+                Value::Array(vec![Value::Nil, true.into(), 5u32.into()]),
+            ),
             ("a", Value::Bytes(vec![1, 2, 3])),
         ]);
         let bytes = v.to_bytes();
@@ -496,7 +515,10 @@ mod tests {
 
     #[test]
     fn lenient_reader_accepts_str8_and_bin() {
-        assert_eq!(decode(&[0xd9, 1, b'x']).unwrap(), Value::Bytes(b"x".to_vec()));
+        assert_eq!(
+            decode(&[0xd9, 1, b'x']).unwrap(),
+            Value::Bytes(b"x".to_vec())
+        );
         assert_eq!(decode(&[0xc4, 1, 9]).unwrap(), Value::Bytes(vec![9]));
     }
 

@@ -4,7 +4,10 @@
 /// bytes without decimals; `sign` forces a leading `+` on positive values.
 pub fn format_file_size(v: i128, precision: usize, sign: bool, iec: bool) -> String {
     let (units, power): (&[&str], f64) = if iec {
-        (&["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"], 1024.0)
+        (
+            &["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"],
+            1024.0,
+        )
     } else {
         (&["", "k", "M", "G", "T", "P", "E", "Z", "Y"], 1000.0)
     };

@@ -70,7 +70,7 @@ fn node_id() -> u64 {
                 .unwrap_or(u32::MAX);
             // Prefer interfaces that are up, then the lowest ifindex.
             let rank = if up { idx } else { idx.saturating_add(1 << 20) };
-            if best.map_or(true, |(r, _)| rank < r) {
+            if best.is_none_or(|(r, _)| rank < r) {
                 best = Some((rank, mac));
             }
         }

@@ -110,12 +110,22 @@ impl Location {
     pub fn key_file_name(&self) -> String {
         fn subst(s: &str) -> String {
             s.chars()
-                .map(|c| if c.is_alphanumeric() || c == '_' { c } else { '_' })
+                .map(|c| {
+                    if c.is_alphanumeric() || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect()
         }
         let mut name = subst(&self.path).trim_matches('_').to_string();
         if self.proto != Proto::File {
-            name = format!("{}__{}", subst(&self.host_plain().unwrap_or_default()), name);
+            name = format!(
+                "{}__{}",
+                subst(&self.host_plain().unwrap_or_default()),
+                name
+            );
         }
         name.chars().take(100).collect()
     }
@@ -161,7 +171,10 @@ fn parse_host(s: &str) -> Option<(String, &str)> {
     if let Some(inner) = s.strip_prefix('[') {
         let end = inner.find(']')?;
         let addr = &inner[..end];
-        if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        if addr.is_empty()
+            || !addr
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
         {
             return None;
         }
@@ -308,11 +321,17 @@ mod tests {
     #[test]
     fn local_forms() {
         let a = l("/abs/path");
-        assert_eq!((a.proto.clone(), a.path.as_str(), a.archive), (Proto::File, "/abs/path", None));
+        assert_eq!(
+            (a.proto.clone(), a.path.as_str(), a.archive),
+            (Proto::File, "/abs/path", None)
+        );
         let b = l("/abs/path::arch-1");
         assert_eq!(b.archive.as_deref(), Some("arch-1"));
         let c = l("file:///abs/./x/../y::a");
-        assert_eq!((c.path.as_str(), c.archive.as_deref()), ("/abs/y", Some("a")));
+        assert_eq!(
+            (c.path.as_str(), c.archive.as_deref()),
+            ("/abs/y", Some("a"))
+        );
         let d = l("rel/repo");
         assert!(d.path.ends_with("/rel/repo") && d.path.starts_with('/'));
         assert_eq!(l("/p/with:colon").path, "/p/with:colon");
@@ -354,7 +373,15 @@ mod tests {
 
     #[test]
     fn invalid() {
-        for bad in ["", "::", "/p::", "/p::a/b", "ssh://host", "ssh://host:x/p", ":foo"] {
+        for bad in [
+            "",
+            "::",
+            "/p::",
+            "/p::a/b",
+            "ssh://host",
+            "ssh://host:x/p",
+            ":foo",
+        ] {
             assert!(Location::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -376,6 +403,9 @@ mod tests {
     #[test]
     fn key_file_names() {
         assert_eq!(l("/tmp/my repo.x").key_file_name(), "tmp_my_repo_x");
-        assert_eq!(l("ssh://u@h.example:22/srv/r").key_file_name(), "h_example__srv_r");
+        assert_eq!(
+            l("ssh://u@h.example:22/srv/r").key_file_name(),
+            "h_example__srv_r"
+        );
     }
 }

@@ -211,8 +211,11 @@ pub trait Repository: Send + Sync {
     fn break_lock(&self) -> Result<()>;
 
     fn get_free_nonce(&self) -> Result<Option<u64>>;
-    fn commit_nonce_reservation(&self, next_unreserved: u64, start_nonce: Option<u64>)
-        -> Result<()>;
+    fn commit_nonce_reservation(
+        &self,
+        next_unreserved: u64,
+        start_nonce: Option<u64>,
+    ) -> Result<()>;
 
     /// Releases locks and connections. Dropping does the same.
     fn close(&self) -> Result<()>;

@@ -10,7 +10,12 @@ use super::{update_index, Inner, LocalRepository, Txn, LOGGER};
 use crate::repo::local::hints::Hints;
 use crate::repo::{RepoError, Result};
 
-pub(super) fn check(repo: &LocalRepository, inner: &mut Inner, repair: bool, max_duration: u64) -> Result<bool> {
+pub(super) fn check(
+    repo: &LocalRepository,
+    inner: &mut Inner,
+    repair: bool,
+    max_duration: u64,
+) -> Result<bool> {
     if repo.append_only && repair {
         return Err(RepoError::AppendOnly(repo.path.display().to_string()));
     }
@@ -48,7 +53,9 @@ pub(super) fn check(repo: &LocalRepository, inner: &mut Inner, repair: bool, max
     let segments_tid = inner.io.segments_transaction_id()?;
     // Start from nothing: the index is rebuilt from the segments.
     inner.index = Some(Default::default());
-    inner.txn = Some(Txn { hints: Hints::default() });
+    inner.txn = Some(Txn {
+        hints: Hints::default(),
+    });
     inner.io.next_segment = tid + 1;
     let segs = inner.io.segment_numbers()?;
     let partial = max_duration > 0;
@@ -70,7 +77,11 @@ pub(super) fn check(repo: &LocalRepository, inner: &mut Inner, repair: bool, max
     };
     let mode = if partial { "partial" } else { "full" };
     let start = Instant::now();
-    let mut progress = crate::log::ProgressPercent::new(segs.len() as u64, "Checking segments %3.1f%%", "repository.check");
+    let mut progress = crate::log::ProgressPercent::new(
+        segs.len() as u64,
+        "Checking segments %3.1f%%",
+        "repository.check",
+    );
     let mut completed = true;
     let mut last_seg: i64 = -1;
     for (i, &seg) in segs.iter().enumerate() {
@@ -87,7 +98,10 @@ pub(super) fn check(repo: &LocalRepository, inner: &mut Inner, repair: bool, max
                     match e {
                         Ok(e) => entries.push(e),
                         Err(err) => {
-                            report(format!("{err} [file {}]", inner.io.segment_filename(seg).display()));
+                            report(format!(
+                                "{err} [file {}]",
+                                inner.io.segment_filename(seg).display()
+                            ));
                             damaged = true;
                             break;
                         }
@@ -103,7 +117,10 @@ pub(super) fn check(repo: &LocalRepository, inner: &mut Inner, repair: bool, max
             entries.clear();
             if repair {
                 inner.io.recover_segment(seg)?;
-                entries = inner.io.iter_objects(seg, 0, ReadMode::Verify)?.collect::<Result<Vec<_>>>()?;
+                entries = inner
+                    .io
+                    .iter_objects(seg, 0, ReadMode::Verify)?
+                    .collect::<Result<Vec<_>>>()?;
             }
         }
         if !partial {
@@ -111,8 +128,12 @@ pub(super) fn check(repo: &LocalRepository, inner: &mut Inner, repair: bool, max
             update_index(inner, seg, &entries, Some(&mut rep))?;
         }
         if partial && start.elapsed().as_secs() >= max_duration {
-            crate::log::info(LOGGER, &format!("finished partial segment check, last segment checked is {seg}"));
-            cfg.ini.set(SECTION, "last_segment_checked", seg.to_string());
+            crate::log::info(
+                LOGGER,
+                &format!("finished partial segment check, last segment checked is {seg}"),
+            );
+            cfg.ini
+                .set(SECTION, "last_segment_checked", seg.to_string());
             cfg.save(&repo.path)?;
             inner.config = cfg.clone();
             completed = false;
@@ -120,7 +141,10 @@ pub(super) fn check(repo: &LocalRepository, inner: &mut Inner, repair: bool, max
         }
     }
     if completed {
-        crate::log::info(LOGGER, &format!("finished segment check at segment {last_seg}"));
+        crate::log::info(
+            LOGGER,
+            &format!("finished segment check at segment {last_seg}"),
+        );
         if cfg.ini.remove(SECTION, "last_segment_checked") {
             cfg.save(&repo.path)?;
             inner.config = cfg.clone();
@@ -138,8 +162,14 @@ pub(super) fn check(repo: &LocalRepository, inner: &mut Inner, repair: bool, max
         if let (Some(current), false) = (&current_index, repair) {
             if current.len() != rebuilt.len() {
                 report("Index object count mismatch.".into());
-                crate::log::error(LOGGER, &format!("committed index: {} objects", current.len()));
-                crate::log::error(LOGGER, &format!("rebuilt index:   {} objects", rebuilt.len()));
+                crate::log::error(
+                    LOGGER,
+                    &format!("committed index: {} objects", current.len()),
+                );
+                crate::log::error(
+                    LOGGER,
+                    &format!("rebuilt index:   {} objects", rebuilt.len()),
+                );
             } else {
                 crate::log::info(LOGGER, "Index object count match.");
             }
@@ -150,7 +180,9 @@ pub(super) fn check(repo: &LocalRepository, inner: &mut Inner, repair: bool, max
                         "ID: {:<64} rebuilt index: {:<16} committed index: {:<16}",
                         k.hex(),
                         format!("{v:?}"),
-                        current.get(k).map_or("<not found>".to_string(), |c| format!("{c:?}"))
+                        current
+                            .get(k)
+                            .map_or("<not found>".to_string(), |c| format!("{c:?}"))
                     ));
                 }
             }
@@ -177,12 +209,21 @@ pub(super) fn check(repo: &LocalRepository, inner: &mut Inner, repair: bool, max
     let found = !errors.is_empty();
     if found {
         if repair {
-            crate::log::info(LOGGER, &format!("Finished {mode} repository check, errors found and repaired."));
+            crate::log::info(
+                LOGGER,
+                &format!("Finished {mode} repository check, errors found and repaired."),
+            );
         } else {
-            crate::log::error(LOGGER, &format!("Finished {mode} repository check, errors found."));
+            crate::log::error(
+                LOGGER,
+                &format!("Finished {mode} repository check, errors found."),
+            );
         }
     } else {
-        crate::log::info(LOGGER, &format!("Finished {mode} repository check, no problems found."));
+        crate::log::info(
+            LOGGER,
+            &format!("Finished {mode} repository check, no problems found."),
+        );
     }
     Ok(!found || repair)
 }

@@ -17,7 +17,11 @@ impl LocalRepository {
         let mut unused: Vec<u32> = Vec::new();
 
         // Commits the target segments written so far and deletes the sources they replace.
-        fn complete_xfer(inner: &mut Inner, unused: &mut Vec<u32>, intermediate: bool) -> Result<()> {
+        fn complete_xfer(
+            inner: &mut Inner,
+            unused: &mut Vec<u32>,
+            intermediate: bool,
+        ) -> Result<()> {
             let seg = inner.io.write_commit(intermediate)?;
             let h = &mut inner.txn.as_mut().expect("txn").hints;
             h.segments.entry(seg).or_insert(0);
@@ -54,7 +58,10 @@ impl LocalRepository {
         for (i, (segment, freeable)) in candidates.into_iter().enumerate() {
             progress.show(i as u64);
             if !inner.io.segment_exists(segment) {
-                crate::log::warning(LOGGER, &format!("segment {segment} not found, but listed in compaction data"));
+                crate::log::warning(
+                    LOGGER,
+                    &format!("segment {segment} not found, but listed in compaction data"),
+                );
                 let h = &mut inner.txn.as_mut().expect("txn").hints;
                 h.compact.remove(&segment);
                 h.segments.remove(&segment);
@@ -65,7 +72,14 @@ impl LocalRepository {
             if ratio <= threshold {
                 continue;
             }
-            inner.txn.as_mut().expect("txn").hints.segments.entry(segment).or_insert(0);
+            inner
+                .txn
+                .as_mut()
+                .expect("txn")
+                .hints
+                .segments
+                .entry(segment)
+                .or_insert(0);
             let entries = inner.io.iter_objects(segment, 0, ReadMode::WithData)?;
             for e in entries {
                 let e = e?;
@@ -80,10 +94,17 @@ impl LocalRepository {
                         Ok(loc) => loc,
                         Err(_full) => {
                             complete_xfer(inner, &mut unused, true)?;
-                            inner.io.write_put(&e.key, data, false)?.expect("no raise_full")
+                            inner
+                                .io
+                                .write_put(&e.key, data, false)?
+                                .expect("no raise_full")
                         }
                     };
-                    inner.index.as_mut().expect("index").insert(e.key, (nseg, noff));
+                    inner
+                        .index
+                        .as_mut()
+                        .expect("index")
+                        .insert(e.key, (nseg, noff));
                     let h = &mut inner.txn.as_mut().expect("txn").hints;
                     *h.segments.entry(nseg).or_insert(0) += 1;
                     *h.segments.entry(segment).or_insert(0) -= 1;
@@ -108,7 +129,10 @@ impl LocalRepository {
                             Ok(r) => r,
                             Err(_full) => {
                                 complete_xfer(inner, &mut unused, true)?;
-                                inner.io.write_delete(&e.key, false)?.expect("no raise_full")
+                                inner
+                                    .io
+                                    .write_delete(&e.key, false)?
+                                    .expect("no raise_full")
                             }
                         };
                         let h = &mut inner.txn.as_mut().expect("txn").hints;
@@ -122,7 +146,15 @@ impl LocalRepository {
                     }
                 }
             }
-            let count = inner.txn.as_ref().expect("txn").hints.segments.get(&segment).copied().unwrap_or(0);
+            let count = inner
+                .txn
+                .as_ref()
+                .expect("txn")
+                .hints
+                .segments
+                .get(&segment)
+                .copied()
+                .unwrap_or(0);
             if count != 0 {
                 crate::log::warning(
                     LOGGER,

@@ -191,8 +191,16 @@ impl RepoConfig {
     pub fn new(id: [u8; 32], append_only: bool, storage_quota: u64) -> RepoConfig {
         let mut ini = Ini::default();
         ini.set(SECTION, "version", "1");
-        ini.set(SECTION, "segments_per_dir", DEFAULT_SEGMENTS_PER_DIR.to_string());
-        ini.set(SECTION, "max_segment_size", DEFAULT_MAX_SEGMENT_SIZE.to_string());
+        ini.set(
+            SECTION,
+            "segments_per_dir",
+            DEFAULT_SEGMENTS_PER_DIR.to_string(),
+        );
+        ini.set(
+            SECTION,
+            "max_segment_size",
+            DEFAULT_MAX_SEGMENT_SIZE.to_string(),
+        );
         ini.set(SECTION, "append_only", (append_only as u8).to_string());
         ini.set(SECTION, "storage_quota", storage_quota.to_string());
         ini.set(SECTION, "additional_free_space", "0");
@@ -210,9 +218,8 @@ impl RepoConfig {
             Err(e) => return Err(RepoError::io(&path, e)),
         };
         let text = String::from_utf8_lossy(&text);
-        let ini = Ini::parse(&text).map_err(|e| {
-            RepoError::InvalidRepositoryConfig(display.to_string(), e.to_string())
-        })?;
+        let ini = Ini::parse(&text)
+            .map_err(|e| RepoError::InvalidRepositoryConfig(display.to_string(), e.to_string()))?;
         RepoConfig::from_ini(ini, display)
     }
 
@@ -234,7 +241,9 @@ impl RepoConfig {
         let max_segment_size = parse_file_size(get("max_segment_size").unwrap_or("0"))
             .ok_or_else(|| bad("invalid max_segment_size"))?;
         if max_segment_size >= MAX_SEGMENT_SIZE_LIMIT {
-            return Err(bad(&format!("max_segment_size >= {MAX_SEGMENT_SIZE_LIMIT}")));
+            return Err(bad(&format!(
+                "max_segment_size >= {MAX_SEGMENT_SIZE_LIMIT}"
+            )));
         }
         let segments_per_dir: u32 = get("segments_per_dir")
             .unwrap_or("1000")
@@ -274,10 +283,13 @@ impl RepoConfig {
         let path = repo.join("config");
         let old = repo.join("config.old");
         if old.exists() {
-            crate::log::warning("borg.repository", &format!(
-                "Old config file not securely erased on previous config update: {}",
-                old.display()
-            ));
+            crate::log::warning(
+                "borg.repository",
+                &format!(
+                    "Old config file not securely erased on previous config update: {}",
+                    old.display()
+                ),
+            );
             atomic::secure_erase(&old).map_err(|e| RepoError::io(&old, e))?;
         }
         if path.exists() {
@@ -296,10 +308,13 @@ impl RepoConfig {
     }
 
     pub fn key_text(&self) -> String {
-        self.ini.get(SECTION, "key").unwrap_or("").trim().to_string()
+        self.ini
+            .get(SECTION, "key")
+            .unwrap_or("")
+            .trim()
+            .to_string()
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -309,7 +324,10 @@ mod tests {
     fn borg_init_config_roundtrip() {
         let text = "[repository]\nversion = 1\nsegments_per_dir = 1000\nmax_segment_size = 524288000\nappend_only = 0\nstorage_quota = 0\nadditional_free_space = 0\nid = f410d13f5113ed1a5290818400d2e80858ae5e629f3bc9d456674af4f36e8641\nkey = hqlhbGdv\n\tcml0aG2m\n\tc2hh\n\n";
         let ini = Ini::parse(text).unwrap();
-        assert_eq!(ini.get("repository", "key"), Some("hqlhbGdv\ncml0aG2m\nc2hh"));
+        assert_eq!(
+            ini.get("repository", "key"),
+            Some("hqlhbGdv\ncml0aG2m\nc2hh")
+        );
         assert_eq!(ini.render(), text);
         let c = RepoConfig::from_ini(ini, "r").unwrap();
         assert_eq!(c.max_segment_size, 524288000);

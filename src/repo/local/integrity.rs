@@ -182,12 +182,19 @@ pub fn encode_integrity_file(hints_json: &str, index_json: &str) -> Vec<u8> {
 
 /// Reads the description for `key` ("hints" / "index") from `integrity.N` bytes.
 /// `Ok(None)` = no verification possible (unknown version).
-pub fn read_integrity_entry(data: &[u8], key: &str, file: &str) -> Result<Option<String>, IntegrityError> {
+pub fn read_integrity_entry(
+    data: &[u8],
+    key: &str,
+    file: &str,
+) -> Result<Option<String>, IntegrityError> {
     let v = msgpack::decode(data).map_err(|_| IntegrityError::Invalid(file.into()))?;
     if v.get("version") != Some(&Value::Int(2)) {
         crate::log::warning(
             "borg.repository",
-            &format!("Unknown integrity data version {:?} in {file}", v.get("version")),
+            &format!(
+                "Unknown integrity data version {:?} in {file}",
+                v.get("version")
+            ),
         );
         return Ok(None);
     }
@@ -245,6 +252,9 @@ mod tests {
         let f = encode_integrity_file(&"h".repeat(64), &"i".repeat(98));
         // 64-byte value must be `da 00 40`, never str8
         assert!(f.windows(3).any(|w| w == [0xda, 0x00, 0x40]));
-        assert_eq!(read_integrity_entry(&f, "index", "x").unwrap().unwrap(), "i".repeat(98));
+        assert_eq!(
+            read_integrity_entry(&f, "index", "x").unwrap().unwrap(),
+            "i".repeat(98)
+        );
     }
 }

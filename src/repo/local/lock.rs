@@ -116,7 +116,8 @@ impl ExclusiveLock {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let mut rnd = [0u8; 6];
-        getrandom::getrandom(&mut rnd).map_err(|e| LockError::Failed(self.display(), e.to_string()))?;
+        getrandom::getrandom(&mut rnd)
+            .map_err(|e| LockError::Failed(self.display(), e.to_string()))?;
         let temp = parent.join(format!("{base}.{}.tmp", hex::encode(rnd)));
         let temp_file = temp.join(self.id.unique_name());
         let cleanup = || {
@@ -158,7 +159,13 @@ impl ExclusiveLock {
         let _ = fs::remove_file(self.unique_path());
         if let Err(e) = fs::remove_dir(&self.path) {
             let code = e.raw_os_error();
-            if ![Some(libc::ENOTEMPTY), Some(libc::EEXIST), Some(libc::ENOENT)].contains(&code) {
+            if ![
+                Some(libc::ENOTEMPTY),
+                Some(libc::EEXIST),
+                Some(libc::ENOENT),
+            ]
+            .contains(&code)
+            {
                 return Err(LockError::Failed(self.display(), e.to_string()));
             }
         }
@@ -197,7 +204,9 @@ impl ExclusiveLock {
                 return false;
             }
             match fs::remove_file(self.path.join(&name)) {
-                Ok(()) => crate::log::warning("borg.locking", &format!("Killed stale lock {name}.")),
+                Ok(()) => {
+                    crate::log::warning("borg.locking", &format!("Killed stale lock {name}."))
+                }
                 Err(e) => {
                     crate::log::error(
                         "borg.locking",
@@ -390,7 +399,9 @@ impl Lock {
     pub fn acquire(&mut self) -> Result<()> {
         if self.exclusive {
             self.wait_for_readers(None)?;
-            self.roster.modify("exclusive", true).map_err(|e| self.io_err(e))?;
+            self.roster
+                .modify("exclusive", true)
+                .map_err(|e| self.io_err(e))?;
         } else {
             self.lock.acquire()?;
             let r = self.roster.modify("shared", true);
@@ -428,7 +439,9 @@ impl Lock {
             return Ok(());
         }
         self.wait_for_readers(Some("shared"))?;
-        self.roster.modify("exclusive", true).map_err(|e| self.io_err(e))?;
+        self.roster
+            .modify("exclusive", true)
+            .map_err(|e| self.io_err(e))?;
         self.exclusive = true;
         Ok(())
     }
@@ -443,7 +456,9 @@ impl Lock {
         }
         self.held = false;
         if self.exclusive {
-            self.roster.modify("exclusive", false).map_err(|e| self.io_err(e))?;
+            self.roster
+                .modify("exclusive", false)
+                .map_err(|e| self.io_err(e))?;
             if self.roster.is_empty() {
                 self.roster.remove();
             }
@@ -484,9 +499,15 @@ mod tests {
     #[test]
     fn holder_names() {
         let id = parse_holder("vm@3281355014145.15619-0").unwrap();
-        assert_eq!((id.host.as_str(), id.pid, id.thread), ("vm@3281355014145", 15619, 0));
+        assert_eq!(
+            (id.host.as_str(), id.pid, id.thread),
+            ("vm@3281355014145", 15619, 0)
+        );
         let id = parse_holder("host.example.com@1.2-ff").unwrap();
-        assert_eq!((id.host.as_str(), id.pid, id.thread), ("host.example.com@1", 2, 255));
+        assert_eq!(
+            (id.host.as_str(), id.pid, id.thread),
+            ("host.example.com@1", 2, 255)
+        );
         assert!(parse_holder("garbage").is_none());
     }
 

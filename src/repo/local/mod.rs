@@ -20,13 +20,16 @@ use self::config::RepoConfig;
 use self::hashindex::NsIndex;
 use self::hints::{Hints, Parsed};
 use self::lock::Lock;
-use self::segment::{ReadMode, SegmentIo, ATTIC_MAGIC, PUT_HEADER_SIZE, TAG_COMMIT, TAG_DELETE, TAG_PUT};
+use self::segment::{
+    ReadMode, SegmentIo, ATTIC_MAGIC, PUT_HEADER_SIZE, TAG_COMMIT, TAG_DELETE, TAG_PUT,
+};
 use super::{
     GetResult, Location, ObjectId, OpenOptions, RepoError, Repository, Result, MAX_OBJECT_SIZE,
 };
 use crate::units::fsize;
 
-pub const README: &str = "This is a Borg Backup repository.\nSee https://borgbackup.readthedocs.io/\n";
+pub const README: &str =
+    "This is a Borg Backup repository.\nSee https://borgbackup.readthedocs.io/\n";
 
 const LOGGER: &str = "borg.repository";
 
@@ -90,7 +93,12 @@ fn free_space(path: &Path) -> Option<u64> {
 
 impl LocalRepository {
     /// Creates an empty repository (borg init's repository part).
-    pub fn create(path: &Path, append_only: bool, storage_quota: u64, make_parent_dirs: bool) -> Result<()> {
+    pub fn create(
+        path: &Path,
+        append_only: bool,
+        storage_quota: u64,
+        make_parent_dirs: bool,
+    ) -> Result<()> {
         let disp = path.display().to_string();
         match fs::metadata(path) {
             Ok(st) => {
@@ -146,7 +154,8 @@ impl LocalRepository {
         let data = path.join("data");
         fs::create_dir(&data).map_err(io_err(&data))?;
         let mut id = [0u8; 32];
-        getrandom::getrandom(&mut id).map_err(|e| RepoError::io(path, io::Error::other(e.to_string())))?;
+        getrandom::getrandom(&mut id)
+            .map_err(|e| RepoError::io(path, io::Error::other(e.to_string())))?;
         RepoConfig::new(id, append_only, storage_quota).save(path)
     }
 
@@ -154,12 +163,19 @@ impl LocalRepository {
         let path = location.local_path();
         let display = location.canonical_path();
         if opts.create {
-            Self::create(&path, opts.append_only, opts.storage_quota.unwrap_or(0), opts.make_parent_dirs)?;
+            Self::create(
+                &path,
+                opts.append_only,
+                opts.storage_quota.unwrap_or(0),
+                opts.make_parent_dirs,
+            )?;
         }
         match fs::metadata(&path) {
             Ok(st) if st.is_dir() => {}
             Ok(_) => return Err(RepoError::InvalidRepository(display)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(RepoError::DoesNotExist(display)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(RepoError::DoesNotExist(display))
+            }
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                 return Err(RepoError::PathPermissionDenied(display))
             }
@@ -185,7 +201,9 @@ impl LocalRepository {
         let storage_quota = opts.storage_quota.unwrap_or(config.storage_quota);
         let mut io = SegmentIo::new(&path, config.max_segment_size, config.segments_per_dir);
         if let Some(latest) = io.latest_segment()? {
-            if io.segment_size(latest).unwrap_or(0) >= 8 && io.segment_magic(latest)? == *ATTIC_MAGIC {
+            if io.segment_size(latest).unwrap_or(0) >= 8
+                && io.segment_magic(latest)? == *ATTIC_MAGIC
+            {
                 return Err(RepoError::AtticRepository(display));
             }
         }
@@ -286,7 +304,9 @@ impl LocalRepository {
         let p = self.path.join(&name);
         let data = match fs::read(&p) {
             Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(integrity::Expected::Unverified),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(integrity::Expected::Unverified)
+            }
             Err(e) => return Err(RepoError::io(&p, e)),
         };
         match integrity::read_integrity_entry(&data, key, &name) {
@@ -302,20 +322,34 @@ impl LocalRepository {
         let p = self.path.join(&name);
         let expected = self.read_integrity(tid, "index")?;
         let data = fs::read(&p).map_err(io_err(&p))?;
-        integrity::verify(&name, &data, &[("HashHeader", hashindex::HEADER_SIZE)], &expected)
-            .map_err(|e| RepoError::FileIntegrity(e.to_string()))?;
-        hashindex::parse_nsindex(&data).map_err(|e| RepoError::FileIntegrity(format!("{}: {e}", p.display())))
+        integrity::verify(
+            &name,
+            &data,
+            &[("HashHeader", hashindex::HEADER_SIZE)],
+            &expected,
+        )
+        .map_err(|e| RepoError::FileIntegrity(e.to_string()))?;
+        hashindex::parse_nsindex(&data)
+            .map_err(|e| RepoError::FileIntegrity(format!("{}: {e}", p.display())))
     }
 
     /// Loads `index.tid`; a missing or corrupt index is deleted and rebuilt from the segments.
-    fn open_index(&self, inner: &mut Inner, tid: Option<u32>, auto_recover: bool) -> Result<NsIndex> {
+    fn open_index(
+        &self,
+        inner: &mut Inner,
+        tid: Option<u32>,
+        auto_recover: bool,
+    ) -> Result<NsIndex> {
         let Some(tid) = tid else {
             return Ok(NsIndex::default());
         };
         match self.load_index_file(tid) {
             Ok(idx) => Ok(idx),
             Err(e) => {
-                crate::log::warning(LOGGER, &format!("Repository index missing or corrupted, trying to recover from: {e}"));
+                crate::log::warning(
+                    LOGGER,
+                    &format!("Repository index missing or corrupted, trying to recover from: {e}"),
+                );
                 let _ = fs::remove_file(self.path.join(format!("index.{tid}")));
                 if !auto_recover {
                     return Err(e);
@@ -342,7 +376,9 @@ impl LocalRepository {
         if let Some(lock) = &mut inner.lock {
             if !lock.got_exclusive_lock() {
                 if self.exclusive.is_some() && self.exclusive != Some(false) {
-                    return Err(RepoError::Integrity("bug in code, exclusive lock should exist here".into()));
+                    return Err(RepoError::Integrity(
+                        "bug in code, exclusive lock should exist here".into(),
+                    ));
                 }
                 lock.upgrade()?;
             }
@@ -356,7 +392,10 @@ impl LocalRepository {
             match self.open_index(inner, tid, false) {
                 Ok(i) => inner.index = Some(i),
                 Err(e) => {
-                    crate::log::warning(LOGGER, &format!("Checking repository transaction due to previous error: {e}"));
+                    crate::log::warning(
+                        LOGGER,
+                        &format!("Checking repository transaction due to previous error: {e}"),
+                    );
                     self.check_transaction(inner)?;
                     let i = self.open_index(inner, tid, false)?;
                     inner.index = Some(i);
@@ -365,7 +404,9 @@ impl LocalRepository {
         }
         inner.sorted_ids = None;
         let Some(tid) = tid else {
-            inner.txn = Some(Txn { hints: Hints::default() });
+            inner.txn = Some(Txn {
+                hints: Hints::default(),
+            });
             return Ok(());
         };
         if do_cleanup {
@@ -376,16 +417,24 @@ impl LocalRepository {
         let hints_name = format!("hints.{tid}");
         let hints_path = self.path.join(&hints_name);
         let loaded: std::result::Result<Parsed, String> = (|| {
-            let expected = self.read_integrity(tid, "hints").map_err(|e| e.to_string())?;
+            let expected = self
+                .read_integrity(tid, "hints")
+                .map_err(|e| e.to_string())?;
             let data = fs::read(&hints_path).map_err(|e| e.to_string())?;
             integrity::verify(&hints_name, &data, &[], &expected).map_err(|e| e.to_string())?;
             Hints::decode(&data).map_err(|e| e.to_string())
         })();
         let hints = match loaded {
             Ok(Parsed::V2(h)) => h,
-            Ok(Parsed::V1 { segments, compact_segments }) => {
+            Ok(Parsed::V1 {
+                segments,
+                compact_segments,
+            }) => {
                 crate::log::debug(LOGGER, &format!("Upgrading from v1 hints.{tid}"));
-                let mut h = Hints { segments, ..Hints::default() };
+                let mut h = Hints {
+                    segments,
+                    ..Hints::default()
+                };
                 let index = inner.index.as_ref().expect("index loaded");
                 for seg in compact_segments {
                     rebuild_sparse(&inner.io, index, &mut h, seg)?;
@@ -393,7 +442,10 @@ impl LocalRepository {
                 h
             }
             Err(e) => {
-                crate::log::warning(LOGGER, &format!("Repository hints file missing or corrupted, trying to recover: {e}"));
+                crate::log::warning(
+                    LOGGER,
+                    &format!("Repository hints file missing or corrupted, trying to recover: {e}"),
+                );
                 let _ = fs::remove_file(&hints_path);
                 let _ = fs::remove_file(self.path.join(format!("index.{tid}")));
                 inner.index = None;
@@ -426,7 +478,11 @@ impl LocalRepository {
         if self.append_only {
             use std::io::Write;
             let p = self.path.join("transactions");
-            let mut f = fs::OpenOptions::new().append(true).create(true).open(&p).map_err(io_err(&p))?;
+            let mut f = fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&p)
+                .map_err(io_err(&p))?;
             let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f");
             writeln!(f, "transaction {tid}, UTC time {now}").map_err(io_err(&p))?;
         }
@@ -455,7 +511,10 @@ impl LocalRepository {
         drop(index_bytes);
 
         let integrity_name = format!("integrity.{tid}");
-        write_tmp(&integrity_name, &integrity::encode_integrity_file(&hints_json, &index_json))?;
+        write_tmp(
+            &integrity_name,
+            &integrity::encode_integrity_file(&hints_json, &index_json),
+        )?;
         let rename = |name: &str| -> Result<()> {
             let from = self.path.join(format!("{name}.tmp"));
             fs::rename(&from, self.path.join(name)).map_err(io_err(&from))
@@ -466,9 +525,15 @@ impl LocalRepository {
         rename(&index_name)?;
         atomic::sync_dir(&self.path).map_err(io_err(&self.path))?;
         let current = format!(".{tid}");
-        for e in fs::read_dir(&self.path).map_err(io_err(&self.path))?.flatten() {
+        for e in fs::read_dir(&self.path)
+            .map_err(io_err(&self.path))?
+            .flatten()
+        {
             let name = e.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with("index.") || name.starts_with("hints.") || name.starts_with("integrity.")) {
+            if !(name.starts_with("index.")
+                || name.starts_with("hints.")
+                || name.starts_with("integrity."))
+            {
                 continue;
             }
             if name.ends_with(&current) {
@@ -485,7 +550,8 @@ impl LocalRepository {
         let index_len = inner.index.as_ref().map_or(0, |i| i.len());
         let buckets = hashindex::table_size_for(index_len);
         let mut required = (hashindex::HEADER_SIZE as u64 + buckets * 40) * 4;
-        required += txn.hints.segments.len() as u64 * 10 + txn.hints.compact.len() as u64 * 10 + 4096;
+        required +=
+            txn.hints.segments.len() as u64 * 10 + txn.hints.compact.len() as u64 * 10 + 4096;
         required += inner.config.additional_free_space;
         if !self.append_only {
             let full = inner.config.max_segment_size + MAX_OBJECT_SIZE as u64;
@@ -507,18 +573,30 @@ impl LocalRepository {
         };
         if free < required {
             if self.created {
-                crate::log::error(LOGGER, "Not enough free space to initialize repository at this location.");
+                crate::log::error(
+                    LOGGER,
+                    "Not enough free space to initialize repository at this location.",
+                );
                 let _ = fs::remove_file(self.path.join("config"));
                 let _ = fs::remove_dir_all(&self.path);
             } else {
                 self.rollback_inner(inner, true)?;
             }
-            return Err(RepoError::InsufficientFreeSpace(fsize(required as i128), fsize(free as i128)));
+            return Err(RepoError::InsufficientFreeSpace(
+                fsize(required as i128),
+                fsize(free as i128),
+            ));
         }
         Ok(())
     }
 
-    fn commit_inner(&self, inner: &mut Inner, compact: bool, threshold: f64, cleanup_commits: bool) -> Result<()> {
+    fn commit_inner(
+        &self,
+        inner: &mut Inner,
+        compact: bool,
+        threshold: f64,
+        cleanup_commits: bool,
+    ) -> Result<()> {
         if let Some((q, u)) = inner.doomed.take() {
             self.rollback_inner(inner, false)?;
             return Err(RepoError::StorageQuotaExceeded(q, u));
@@ -527,7 +605,14 @@ impl LocalRepository {
         self.check_free_space(inner)?;
         if self.storage_quota > 0 {
             let use_ = inner.txn.as_ref().expect("txn").hints.storage_quota_use;
-            crate::log::info(LOGGER, &format!("Storage quota: {} out of {} used.", fsize(use_ as i128), fsize(self.storage_quota as i128)));
+            crate::log::info(
+                LOGGER,
+                &format!(
+                    "Storage quota: {} out of {} used.",
+                    fsize(use_ as i128),
+                    fsize(self.storage_quota as i128)
+                ),
+            );
         }
         let result = (|| {
             let seg = inner.io.write_commit(false)?;
@@ -554,7 +639,10 @@ impl LocalRepository {
         if let Err(e) = result {
             if let RepoError::Io { source, .. } = &e {
                 if source.raw_os_error() == Some(libc::ENOSPC) {
-                    crate::log::warning(LOGGER, "No space left on device, cleaning up partial transaction to free space.");
+                    crate::log::warning(
+                        LOGGER,
+                        "No space left on device, cleaning up partial transaction to free space.",
+                    );
                     let _ = self.rollback_inner(inner, true);
                     return Err(e);
                 }
@@ -579,7 +667,12 @@ impl LocalRepository {
     }
 
     /// Rebuilds index and hints from segments `from_tid+1 ..= to_tid` and writes them.
-    fn replay_segments(&self, inner: &mut Inner, from_tid: Option<u32>, to_tid: Option<u32>) -> Result<()> {
+    fn replay_segments(
+        &self,
+        inner: &mut Inner,
+        from_tid: Option<u32>,
+        to_tid: Option<u32>,
+    ) -> Result<()> {
         let Some(to_tid) = to_tid else { return Ok(()) };
         self.ensure_exclusive(inner)?;
         inner.index = None;
@@ -587,7 +680,11 @@ impl LocalRepository {
         let result = (|| {
             let segs = inner.io.segment_numbers()?;
             let total = segs.len();
-            let mut progress = crate::log::ProgressPercent::new(total as u64, "Replaying segments %3.0f%%", "repository.replay_segments");
+            let mut progress = crate::log::ProgressPercent::new(
+                total as u64,
+                "Replaying segments %3.0f%%",
+                "repository.replay_segments",
+            );
             for (i, seg) in segs.into_iter().enumerate() {
                 progress.show(i as u64);
                 if from_tid.is_some_and(|f| seg <= f) {
@@ -596,7 +693,10 @@ impl LocalRepository {
                 if seg > to_tid {
                     break;
                 }
-                let entries = inner.io.iter_objects(seg, 0, ReadMode::Verify)?.collect::<Result<Vec<_>>>()?;
+                let entries = inner
+                    .io
+                    .iter_objects(seg, 0, ReadMode::Verify)?
+                    .collect::<Result<Vec<_>>>()?;
                 update_index(inner, seg, &entries, None)?;
             }
             progress.finish();
@@ -620,7 +720,10 @@ impl LocalRepository {
     pub fn segment_files(&self) -> Result<Vec<(u32, u64)>> {
         let inner = self.inner();
         let segs = inner.io.segment_numbers()?;
-        Ok(segs.into_iter().map(|s| (s, inner.io.segment_size(s).unwrap_or(0))).collect())
+        Ok(segs
+            .into_iter()
+            .map(|s| (s, inner.io.segment_size(s).unwrap_or(0)))
+            .collect())
     }
 }
 
@@ -711,13 +814,19 @@ impl Repository for LocalRepository {
             let mut inner = self.inner();
             self.ensure_index(&mut inner)?;
             let Some(&(seg, off)) = inner.index.as_ref().expect("index").get(id) else {
-                return Err(RepoError::ObjectNotFound(*id, self.path.display().to_string()));
+                return Err(RepoError::ObjectNotFound(
+                    *id,
+                    self.path.display().to_string(),
+                ));
             };
             reader = inner.io.reader_for(seg)?;
             offset = off;
         }
         // The read itself happens outside the lock, so parallel readers do not serialise.
-        Ok(reader.read_put(offset, id, true)?.1.expect("data requested"))
+        Ok(reader
+            .read_put(offset, id, true)?
+            .1
+            .expect("data requested"))
     }
 
     fn get_many<'a>(&'a self, ids: Vec<ObjectId>) -> Box<dyn Iterator<Item = GetResult> + 'a> {
@@ -752,7 +861,10 @@ impl Repository for LocalRepository {
         let inner = &mut *inner;
         inner.sorted_ids = None;
         let Some((seg, off)) = inner.index.as_mut().expect("index").remove(id) else {
-            return Err(RepoError::ObjectNotFound(*id, self.path.display().to_string()));
+            return Err(RepoError::ObjectNotFound(
+                *id,
+                self.path.display().to_string(),
+            ));
         };
         delete_bookkeeping(inner, id, seg, off)
     }
@@ -775,7 +887,13 @@ impl Repository for LocalRepository {
         let mut inner = self.inner();
         self.ensure_index(&mut inner)?;
         if inner.sorted_ids.is_none() {
-            let mut ids: Vec<ObjectId> = inner.index.as_ref().expect("index").keys().copied().collect();
+            let mut ids: Vec<ObjectId> = inner
+                .index
+                .as_ref()
+                .expect("index")
+                .keys()
+                .copied()
+                .collect();
             ids.sort_unstable();
             inner.sorted_ids = Some(ids);
         }
@@ -793,14 +911,18 @@ impl Repository for LocalRepository {
 
     fn scan(&self, limit: Option<usize>, marker: Option<&ObjectId>) -> Result<Vec<ObjectId>> {
         if limit == Some(0) {
-            return Err(RepoError::Integrity("please use limit > 0 or limit = None".into()));
+            return Err(RepoError::Integrity(
+                "please use limit > 0 or limit = None".into(),
+            ));
         }
         let mut inner = self.inner();
         self.ensure_index(&mut inner)?;
         let index = inner.index.as_ref().expect("index");
         let (start_seg, mut start_off) = match marker {
             None => (0, 0),
-            Some(m) => *index.get(m).ok_or_else(|| RepoError::ObjectNotFound(*m, self.display.clone()))?,
+            Some(m) => *index
+                .get(m)
+                .ok_or_else(|| RepoError::ObjectNotFound(*m, self.display.clone()))?,
         };
         let mut out = Vec::new();
         for seg in inner.io.segment_numbers()? {
@@ -858,7 +980,11 @@ impl Repository for LocalRepository {
     fn save_key(&self, keydata: &[u8]) -> Result<()> {
         let mut inner = self.inner();
         let mut cfg = inner.config.clone();
-        cfg.ini.set(config::SECTION, "key", String::from_utf8_lossy(keydata).into_owned());
+        cfg.ini.set(
+            config::SECTION,
+            "key",
+            String::from_utf8_lossy(keydata).into_owned(),
+        );
         cfg.save(&self.path)?;
         inner.config = cfg;
         Ok(())
@@ -878,7 +1004,11 @@ impl Repository for LocalRepository {
         read_nonce_file(&self.path.join("nonce"))
     }
 
-    fn commit_nonce_reservation(&self, next_unreserved: u64, start_nonce: Option<u64>) -> Result<()> {
+    fn commit_nonce_reservation(
+        &self,
+        next_unreserved: u64,
+        start_nonce: Option<u64>,
+    ) -> Result<()> {
         let inner = self.inner();
         self.require_exclusive(&inner)?;
         let p = self.path.join("nonce");

@@ -320,7 +320,11 @@ impl SegmentIo {
         self.reader_for(segment)?.read_put(offset, key, want_data)
     }
 
-    fn open_write(&mut self, want_new: bool, raise_full: bool) -> Result<std::result::Result<(), SegmentFull>> {
+    fn open_write(
+        &mut self,
+        want_new: bool,
+        raise_full: bool,
+    ) -> Result<std::result::Result<(), SegmentFull>> {
         if let Some(w) = &self.write {
             if want_new || w.offset > self.limit {
                 if raise_full && !want_new {
@@ -339,7 +343,8 @@ impl SegmentIo {
                 .join((seg / self.segments_per_dir).to_string());
             if !dir.exists() {
                 fs::create_dir_all(&dir).map_err(|e| RepoError::io(&dir, e))?;
-                atomic::sync_dir(&self.data_dir()).map_err(|e| RepoError::io(self.data_dir(), e))?;
+                atomic::sync_dir(&self.data_dir())
+                    .map_err(|e| RepoError::io(self.data_dir(), e))?;
             }
             let path = self.segment_filename(seg);
             let f = atomic::create_exclusive(&path).map_err(|e| RepoError::io(&path, e))?;
@@ -489,8 +494,7 @@ impl SegmentIo {
                 let size =
                     u32::from_le_bytes(data[pos + 4..pos + 8].try_into().expect("4")) as usize;
                 let tag = data[pos + 8];
-                if size < HEADER_SIZE
-                    || size > MAX_OBJECT_SIZE
+                if !(HEADER_SIZE..=MAX_OBJECT_SIZE).contains(&size)
                     || tag > MAX_TAG_ID
                     || pos + size > data.len()
                 {
@@ -526,7 +530,9 @@ impl SegmentReader {
         let seg = self.segment;
         let mut header = [0u8; PUT_HEADER_SIZE];
         let n = read_full_at(&self.file, &mut header, offset as u64).map_err(|e| {
-            integrity(format!("Segment entry header read error at segment {seg} offset {offset}: {e}"))
+            integrity(format!(
+                "Segment entry header read error at segment {seg} offset {offset}: {e}"
+            ))
         })?;
         if n < PUT_HEADER_SIZE {
             return Err(integrity(format!(
@@ -554,8 +560,16 @@ impl SegmentReader {
             return Ok((size, None));
         }
         let mut data = vec![0u8; size as usize - PUT_HEADER_SIZE];
-        let n = read_full_at(&self.file, &mut data, offset as u64 + PUT_HEADER_SIZE as u64)
-            .map_err(|e| integrity(format!("Segment entry data read error [segment {seg}, offset {offset}]: {e}")))?;
+        let n = read_full_at(
+            &self.file,
+            &mut data,
+            offset as u64 + PUT_HEADER_SIZE as u64,
+        )
+        .map_err(|e| {
+            integrity(format!(
+                "Segment entry data read error [segment {seg}, offset {offset}]: {e}"
+            ))
+        })?;
         if n < data.len() {
             return Err(integrity(format!(
                 "Segment entry data short read [segment {seg}, offset {offset}]: expected {}, got {n} bytes",
@@ -616,7 +630,8 @@ impl SegmentIter {
             }
             off = 8;
         } else {
-            r.seek(SeekFrom::Start(off)).map_err(|e| RepoError::io(path, e))?;
+            r.seek(SeekFrom::Start(off))
+                .map_err(|e| RepoError::io(path, e))?;
         }
         Ok(SegmentIter {
             r,
@@ -632,7 +647,9 @@ impl SegmentIter {
         let (seg, off) = (self.segment, self.offset);
         let mut header = [0u8; HEADER_SIZE];
         let n = read_up_to(&mut self.r, &mut header).map_err(|e| {
-            integrity(format!("Segment entry header read error [segment {seg}, offset {off}]: {e}"))
+            integrity(format!(
+                "Segment entry header read error [segment {seg}, offset {off}]: {e}"
+            ))
         })?;
         if n == 0 {
             return Ok(None);
@@ -663,11 +680,12 @@ impl SegmentIter {
             )));
         }
         let mut key = ObjectId::default();
-        let data;
-        if self.mode == ReadMode::HeadersOnly {
+        let data = if self.mode == ReadMode::HeadersOnly {
             if tag != TAG_COMMIT {
                 let n = read_up_to(&mut self.r, &mut key.0).map_err(|e| {
-                    integrity(format!("Segment entry key read error [segment {seg}, offset {off}]: {e}"))
+                    integrity(format!(
+                        "Segment entry key read error [segment {seg}, offset {off}]: {e}"
+                    ))
                 })?;
                 if n < 32 {
                     return Err(integrity(format!(
@@ -679,11 +697,13 @@ impl SegmentIter {
             self.r
                 .seek_relative(skip as i64)
                 .map_err(|e| integrity(format!("seek error in segment {seg}: {e}")))?;
-            data = None;
+            None
         } else {
             self.buf.resize(body_len, 0);
             let n = read_up_to(&mut self.r, &mut self.buf).map_err(|e| {
-                integrity(format!("Segment entry data read error [segment {seg}, offset {off}]: {e}"))
+                integrity(format!(
+                    "Segment entry data read error [segment {seg}, offset {off}]: {e}"
+                ))
             })?;
             if n < body_len {
                 return Err(integrity(format!(
@@ -701,8 +721,8 @@ impl SegmentIter {
             if tag != TAG_COMMIT {
                 key.0.copy_from_slice(&self.buf[..32]);
             }
-            data = (self.mode == ReadMode::WithData && tag == TAG_PUT).then(|| self.buf[32..].to_vec());
-        }
+            (self.mode == ReadMode::WithData && tag == TAG_PUT).then(|| self.buf[32..].to_vec())
+        };
         self.offset += size as u64;
         Ok(Some(Entry {
             tag,
@@ -785,7 +805,10 @@ mod tests {
             .collect();
         assert_eq!(tags, vec![TAG_PUT, TAG_DELETE]);
         // the manifest always starts a fresh segment
-        let (s3, _) = io.write_put(&ObjectId::MANIFEST, b"m", false).unwrap().unwrap();
+        let (s3, _) = io
+            .write_put(&ObjectId::MANIFEST, b"m", false)
+            .unwrap()
+            .unwrap();
         assert_eq!(s3, 2);
         io.close_segment().unwrap();
         assert_eq!(io.cleanup(Some(1)).unwrap(), 1);
