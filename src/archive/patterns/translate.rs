@@ -105,8 +105,13 @@ fn push_class_char(out: &mut String, c: char) {
 
 /// A literal character in `regex`-crate syntax (outside classes).
 fn push_literal(out: &mut String, c: char) {
-    let mut buf = [0u8; 4];
-    out.push_str(&regex::escape(c.encode_utf8(&mut buf)));
+    if c.is_whitespace() || c == '#' {
+        // Would be ignored in verbose mode if written plainly.
+        let _ = write!(out, "\\x{{{:X}}}", c as u32);
+    } else {
+        let mut buf = [0u8; 4];
+        out.push_str(&regex::escape(c.encode_utf8(&mut buf)));
+    }
 }
 
 /// Character source with look-ahead, over a pre-split char vector.
@@ -501,10 +506,70 @@ pub(super) fn translate_shell(pattern: &str) -> Result<String, TranslateError> {
 /// `(?P=name)`), look-ahead/look-behind (`(?=`, `(?!`, `(?<=`, `(?<!`), atomic groups `(?>`,
 /// conditionals `(?(`, possessive quantifiers, `\N{...}`, the `a`/`L` flags.
 pub(super) fn translate_python_regex(pattern: &str) -> Result<String, TranslateError> {
+    /// What the previous item was, for Python's repeat rules.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Prev {
+        /// Start of the pattern, of a group or of an alternative.
+        Nothing,
+        /// Something repeatable.
+        Atom,
+        /// An anchor (`^ $ \A \Z \b \B`): "nothing to repeat".
+        Anchor,
+        /// A quantifier (`? + *` or `{..}`); `?` may still follow to make it lazy.
+        Greedy,
+        /// A lazy quantifier; nothing may follow.
+        Lazy,
+    }
     let chars: Vec<char> = pattern.chars().collect();
     let mut cur = Cursor::new(&chars, 0);
     let mut out = String::with_capacity(pattern.len() + 8);
+    let mut prev = Prev::Nothing;
+    // Python only accepts global flags `(?i)` before anything else.
+    let mut seen_content = false;
+    let mut verbose = false;
+    let quantifier = |prev: Prev, q: &str| -> Result<Prev, TranslateError> {
+        match prev {
+            Prev::Atom => Ok(Prev::Greedy),
+            Prev::Greedy if q == "?" => Ok(Prev::Lazy),
+            Prev::Greedy if q == "+" => {
+                Err("possessive quantifiers are not supported by the regex engine".to_string())
+            }
+            Prev::Greedy | Prev::Lazy => Err("multiple repeat".to_string()),
+            Prev::Nothing | Prev::Anchor => Err("nothing to repeat".to_string()),
+        }
+    };
     while let Some(c) = cur.next() {
+        if verbose && (c.is_whitespace() || c == '#') {
+            // Verbose mode: whitespace and `#` comments are not items (the regex crate agrees).
+            if c == '#' {
+                while let Some(x) = cur.next() {
+                    if x == '\n' {
+                        break;
+                    }
+                }
+                out.push('\n');
+            } else {
+                out.push(c);
+            }
+            continue;
+        }
+        let is_global_flags = c == '(' && {
+            let mut k = cur.pos;
+            if chars.get(k) == Some(&'?') {
+                k += 1;
+                let start = k;
+                while chars.get(k).is_some_and(|f| "aiLmsux".contains(*f)) {
+                    k += 1;
+                }
+                k > start && chars.get(k) == Some(&')')
+            } else {
+                false
+            }
+        };
+        if !is_global_flags && !(c == '(' && cur.peek() == Some('?') && cur.peek_at(1) == Some('#'))
+        {
+            seen_content = true;
+        }
         match c {
             '\\' => {
                 // Anchors and boundaries first (only meaningful outside classes).
@@ -512,12 +577,14 @@ pub(super) fn translate_python_regex(pattern: &str) -> Result<String, TranslateE
                     Some('Z') => {
                         cur.next();
                         out.push_str("\\z");
+                        prev = Prev::Anchor;
                         continue;
                     }
                     Some(a @ ('A' | 'b' | 'B')) => {
                         cur.next();
                         out.push('\\');
                         out.push(a);
+                        prev = Prev::Anchor;
                         continue;
                     }
                     _ => {}
@@ -526,10 +593,12 @@ pub(super) fn translate_python_regex(pattern: &str) -> Result<String, TranslateE
                     PyEscape::Char(ch) => push_literal(&mut out, ch),
                     PyEscape::Category { atom, .. } => out.push_str(atom),
                 }
+                prev = Prev::Atom;
             }
             '[' => {
                 let class = parse_py_class(&mut cur)?;
                 out.push_str(&class.to_regex());
+                prev = Prev::Atom;
             }
             '{' => {
                 let save = cur.pos;
@@ -542,8 +611,10 @@ pub(super) fn translate_python_regex(pattern: &str) -> Result<String, TranslateE
                 if (lo.is_empty() && !comma) || !cur.eat('}') {
                     cur.pos = save;
                     out.push_str("\\{");
+                    prev = Prev::Atom;
                     continue;
                 }
+                prev = quantifier(prev, "{")?;
                 let min = if lo.is_empty() { "0" } else { lo.as_str() };
                 if !hi.is_empty() {
                     let (a, b) = (min.parse::<u64>(), hi.parse::<u64>());
@@ -559,11 +630,30 @@ pub(super) fn translate_python_regex(pattern: &str) -> Result<String, TranslateE
                     let _ = write!(out, "{{{min}}}");
                 }
             }
-            '}' => out.push_str("\\}"),
+            '*' | '+' | '?' => {
+                prev = quantifier(prev, &c.to_string())?;
+                out.push(c);
+            }
+            '^' | '$' => {
+                out.push(c);
+                prev = Prev::Anchor;
+            }
+            '|' => {
+                out.push(c);
+                prev = Prev::Nothing;
+            }
+            ')' => {
+                out.push(c);
+                prev = Prev::Atom;
+            }
+            '}' => {
+                out.push_str("\\}");
+                prev = Prev::Atom;
+            }
             '(' if cur.peek() == Some('?') => {
                 let rest: String = chars[cur.pos..].iter().take(4).collect();
                 if rest.starts_with("?#") {
-                    // Comment group: skip to the first ')'.
+                    // Comment group: skip to the first ')'; it is not an item.
                     loop {
                         match cur.next() {
                             None => return Err("missing ), unterminated comment".to_string()),
@@ -585,9 +675,51 @@ pub(super) fn translate_python_regex(pattern: &str) -> Result<String, TranslateE
                 if let Some((_, what)) = unsupported.iter().find(|(p, _)| rest.starts_with(p)) {
                     return Err(format!("{what} are not supported by the regex engine"));
                 }
+                // Copy the group opener up to and including `:`, `>` (named group) or `)`.
                 out.push('(');
+                let mut opener = String::new();
+                while let Some(x) = cur.next() {
+                    opener.push(x);
+                    if x == ':' || x == ')' || (x == '>' && opener.starts_with("?P<")) {
+                        break;
+                    }
+                }
+                let flags_ok = |f: &str| f.chars().all(|x| "aiLmsux-".contains(x));
+                let body = opener.strip_prefix('?').unwrap_or(&opener);
+                let valid = body.starts_with("P<")
+                    || body
+                        .strip_suffix(':')
+                        .or_else(|| body.strip_suffix(')'))
+                        .is_some_and(flags_ok);
+                if !valid {
+                    let shown: String = opener.chars().take(3).collect();
+                    return Err(format!("unknown extension {shown}"));
+                }
+                if is_global_flags {
+                    if seen_content {
+                        return Err("global flags not at the start of the expression".to_string());
+                    }
+                    if opener.contains('x') {
+                        verbose = true;
+                    }
+                    if opener.contains('a') || opener.contains('L') {
+                        return Err(
+                            "the ASCII (?a) and LOCALE (?L) flags are not supported".to_string()
+                        );
+                    }
+                } else {
+                    prev = Prev::Nothing;
+                }
+                out.push_str(&opener);
             }
-            c => out.push(c),
+            '(' => {
+                out.push(c);
+                prev = Prev::Nothing;
+            }
+            c => {
+                out.push(c);
+                prev = Prev::Atom;
+            }
         }
     }
     Ok(out)
