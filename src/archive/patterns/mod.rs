@@ -60,8 +60,10 @@
 //! * `re:` patterns run on the `regex` crate, not Python's `re`. A rewriter keeps Python
 //!   semantics for `\Z`, literal `{`, nested-looking classes, `\s`, octal escapes and `(?#...)`
 //!   comments, but backreferences, look-around, atomic groups, conditionals, possessive
-//!   quantifiers, `\N{...}` and the `a`/`L` flags are rejected with an error; `$` (without
-//!   `(?m)`) matches only at the very end (Python also matches before a final `\n`); `\w`/`\b`
+//!   quantifiers, `\N{...}` and the `a`/`L` flags are rejected with an error. Python's `$` also
+//!   matches before a final `\n`; that is reproduced when only `)`/`|` follow the `$`, elsewhere
+//!   (e.g. `a$\b`) it matches only at the very end (matters only for names ending in a
+//!   newline); `\w`/`\b`
 //!   and case-insensitive matching use the regex crate's Unicode tables, which differ from
 //!   Python's in rare code points; in verbose mode `(?x)` whitespace inside classes is ignored
 //!   by the regex crate but significant in Python. The regex crate accepts a few things Python
@@ -227,7 +229,9 @@ impl Pattern {
         let compile = |re: &str| Regex::new(re).map_err(|e| regex_err(e.to_string()));
         let (normalized, matcher) = match style {
             PatternStyle::PathFull => {
-                let n = translate::normpath(text).trim_start_matches('/').to_string();
+                let n = translate::normpath(text)
+                    .trim_start_matches('/')
+                    .to_string();
                 (n.clone(), Matcher::Full(n))
             }
             PatternStyle::PathPrefix => {

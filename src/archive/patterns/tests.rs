@@ -80,6 +80,14 @@ pub(super) const TABLE: &[(&str, PatternStyle, &str, bool)] = &[
     ("re:x{", SH, "ax{", true),
     ("re:[[]", SH, "a[", true),
     ("re:(?i)HOME", SH, "home", true),
+    ("re:a$", SH, "x/a\n", true),
+    ("re:(a$|b)", SH, "a\n", true),
+    ("re:a\\Z", SH, "a\n", false),
+    ("re:a\\s", SH, "a\u{1c}", true),
+    ("re:\\bx\\b", SH, "a/x/b", true),
+    ("re:[\\d-]{2,}", SH, "a/1-", true),
+    ("a?b", FM, "a\nb", true),
+    ("a*b", SH, "a\nb", true),
     // ---- pp: prefix at a component boundary ----
     ("pp:root/somedir", SH, "root/somedir", true),
     ("pp:root/somedir", SH, "root/somedir/x", true),
@@ -151,7 +159,9 @@ fn first_match_wins() {
 
 #[test]
 fn exclude_vs_exclude_norecurse() {
-    let m = PatternMatcher::for_create(args("- home/*/junk\n! home/*/tmp\n+ home/u/junk/keep\n").patterns);
+    let m = PatternMatcher::for_create(
+        args("- home/*/junk\n! home/*/tmp\n+ home/u/junk/keep\n").patterns,
+    );
     assert_eq!(
         m.evaluate("home/u/junk"),
         Decision {
@@ -198,7 +208,8 @@ fn pf_is_checked_first_and_last_pf_wins() {
 #[test]
 fn p_switches_style_until_end_of_file() {
     let mut a = PatternArgs::new();
-    a.add_patterns_from_str("- a/*\nP fm\n- b/*\nP pf\n- c/d\n").unwrap();
+    a.add_patterns_from_str("- a/*\nP fm\n- b/*\nP pf\n- c/d\n")
+        .unwrap();
     a.add_patterns_from_str("- e/*\n").unwrap();
     let styles: Vec<_> = a.patterns.iter().map(|(p, _)| p.style()).collect();
     assert_eq!(
@@ -214,7 +225,10 @@ fn p_switches_style_until_end_of_file() {
     a.add_pattern("P fm").unwrap();
     a.add_pattern("- f/*").unwrap();
     assert_eq!(a.patterns.last().unwrap().0.style(), PatternStyle::Shell);
-    assert_eq!(a.add_pattern("P xx").unwrap_err().to_string(), "Invalid pattern style: xx");
+    assert_eq!(
+        a.add_pattern("P xx").unwrap_err().to_string(),
+        "Invalid pattern style: xx"
+    );
 }
 
 #[test]
@@ -259,8 +273,13 @@ fn borgmatic_and_vorta_lines() {
 fn exclude_options() {
     let mut a = PatternArgs::new();
     a.add_exclude("/home/*/junk").unwrap();
-    a.add_excludes_from_str("# c\n  *.tmp \n+ keep\nsh:**/x\n").unwrap();
-    let kinds: Vec<_> = a.patterns.iter().map(|(p, act)| (p.style(), p.as_str(), *act)).collect();
+    a.add_excludes_from_str("# c\n  *.tmp \n+ keep\nsh:**/x\n")
+        .unwrap();
+    let kinds: Vec<_> = a
+        .patterns
+        .iter()
+        .map(|(p, act)| (p.style(), p.as_str(), *act))
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -277,8 +296,14 @@ fn exclude_options() {
 fn error_texts() {
     let e = |line: &str| parse_command(line, SH).unwrap_err().to_string();
     assert_eq!(e(""), "A pattern/command must not be empty.");
-    assert_eq!(e("x"), "A pattern/command must start with any of: -, !, +, R, r, P, p");
-    assert_eq!(e(" + x"), "A pattern/command must start with any of: -, !, +, R, r, P, p");
+    assert_eq!(
+        e("x"),
+        "A pattern/command must start with any of: -, !, +, R, r, P, p"
+    );
+    assert_eq!(
+        e(" + x"),
+        "A pattern/command must start with any of: -, !, +, R, r, P, p"
+    );
     assert_eq!(e("+"), "A pattern/command must have a value part.");
     assert_eq!(e("-  \t"), "A pattern/command must have a value part.");
     assert_eq!(e("R"), "A pattern/command must have a value part.");
@@ -300,7 +325,9 @@ fn error_texts() {
     ));
     let mut a = PatternArgs::new();
     assert_eq!(
-        a.add_patterns_from_str("+ ok\nbad\n").unwrap_err().to_string(),
+        a.add_patterns_from_str("+ ok\nbad\n")
+            .unwrap_err()
+            .to_string(),
         "A pattern/command must start with any of: -, !, +, R, r, P, p"
     );
     let missing = Path::new("/nonexistent/rborg-patterns");
@@ -333,7 +360,13 @@ fn include_paths_and_never_matched() {
     a.add_pattern("- home/u/.cache").unwrap();
     let m = PatternMatcher::for_archive(
         a.patterns,
-        ["home/u", "sh:etc/*.conf", "pf:var/x", "nothere", "/home/u/.cache"],
+        [
+            "home/u",
+            "sh:etc/*.conf",
+            "pf:var/x",
+            "nothere",
+            "/home/u/.cache",
+        ],
     )
     .unwrap();
     assert!(!m.is_empty());

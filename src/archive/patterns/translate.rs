@@ -166,7 +166,10 @@ impl<'a> Cursor<'a> {
 enum PyEscape {
     Char(char),
     /// A category such as `\d`: its `regex` atom (outside classes) and class fragment.
-    Category { atom: &'static str, frag: &'static str },
+    Category {
+        atom: &'static str,
+        frag: &'static str,
+    },
 }
 
 /// Parse the escape whose backslash has just been consumed. `in_class` selects class-context
@@ -438,7 +441,9 @@ pub(super) fn translate_fnmatch(pattern: &str) -> Result<String, TranslateError>
                     match fnmatch_class_text(&pat[i..end]) {
                         None => out.push_str("[^\\x{0}-\\x{10FFFF}]"),
                         Some(None) => out.push('.'),
-                        Some(Some(text)) => out.push_str(&class_from_python_text(&text)?.to_regex()),
+                        Some(Some(text)) => {
+                            out.push_str(&class_from_python_text(&text)?.to_regex())
+                        }
                     }
                     i = end + 1;
                 }
@@ -527,6 +532,14 @@ pub(super) fn translate_python_regex(pattern: &str) -> Result<String, TranslateE
     // Python only accepts global flags `(?i)` before anything else.
     let mut seen_content = false;
     let mut verbose = false;
+    // Whether any flag group turns on MULTILINE (then `$` keeps the regex crate's meaning,
+    // which equals Python's multiline `$`).
+    let multiline = pattern.match_indices("(?").any(|(i, _)| {
+        pattern[i + 2..]
+            .chars()
+            .take_while(|f| "aiLmsux-".contains(*f))
+            .any(|f| f == 'm')
+    });
     let quantifier = |prev: Prev, q: &str| -> Result<Prev, TranslateError> {
         match prev {
             Prev::Atom => Ok(Prev::Greedy),
@@ -566,8 +579,8 @@ pub(super) fn translate_python_regex(pattern: &str) -> Result<String, TranslateE
                 false
             }
         };
-        if !is_global_flags && !(c == '(' && cur.peek() == Some('?') && cur.peek_at(1) == Some('#'))
-        {
+        let is_comment = c == '(' && cur.peek() == Some('?') && cur.peek_at(1) == Some('#');
+        if !is_global_flags && !is_comment {
             seen_content = true;
         }
         match c {
@@ -633,6 +646,17 @@ pub(super) fn translate_python_regex(pattern: &str) -> Result<String, TranslateE
             '*' | '+' | '?' => {
                 prev = quantifier(prev, &c.to_string())?;
                 out.push(c);
+            }
+            '$' if !multiline
+                && chars[cur.pos..]
+                    .iter()
+                    .take_while(|&&x| x != '|')
+                    .all(|&x| x == ')') =>
+            {
+                // Python's `$` also matches before a final newline. Where nothing but group ends
+                // follows, consuming that newline is equivalent and expressible.
+                out.push_str("(?:\\n?\\z)");
+                prev = Prev::Anchor;
             }
             '^' | '$' => {
                 out.push(c);
@@ -770,7 +794,10 @@ mod tests {
         assert_eq!(t(r"a\Z").unwrap(), r"a\z");
         assert_eq!(t(r"a{").unwrap(), r"a\{");
         assert_eq!(t(r"a{,2}").unwrap(), r"a{0,2}");
-        assert_eq!(t(r"a{2,1}").unwrap_err(), "min repeat greater than max repeat");
+        assert_eq!(
+            t(r"a{2,1}").unwrap_err(),
+            "min repeat greater than max repeat"
+        );
         assert_eq!(t(r"[[]").unwrap(), r"[\x{5B}]");
         assert_eq!(t(r"x(?#c[)y").unwrap(), r"xy");
         assert_eq!(t(r"\<").unwrap(), r"<");
