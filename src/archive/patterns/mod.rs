@@ -13,8 +13,10 @@
 //!   list (so they win regardless of position; for the same path the last `pf:` added wins).
 //!   When nothing matches, the matcher's fallback decides and recursion continues.
 //! * [`PatternArgs`] collects the include/exclude options of one command line in the order they
-//!   appear: `--pattern`, `--patterns-from`, `-e/--exclude`, `--exclude-from`. It returns the
-//!   ordered patterns plus the recursion roots (`R` lines).
+//!   appear (`--pattern`, `--patterns-from`, `-e/--exclude`, `--exclude-from` interleaved
+//!   exactly as given: that is what borg's argparse actions do, whatever its help text says
+//!   about `--exclude-from` coming last). It returns the ordered patterns plus the recursion
+//!   roots (`R` lines).
 //!
 //! Paths given to the matcher are archive paths (`home/user/file`, no leading `/`; a leading
 //! `/` is stripped before matching, as borg does).
@@ -57,17 +59,18 @@
 //!
 //! # Known differences from borg
 //!
-//! * `re:` patterns run on the `regex` crate, not Python's `re`. A rewriter keeps Python
-//!   semantics for `\Z`, literal `{`, nested-looking classes, `\s`, octal escapes and `(?#...)`
-//!   comments, but backreferences, look-around, atomic groups, conditionals, possessive
-//!   quantifiers, `\N{...}` and the `a`/`L` flags are rejected with an error. Python's `$` also
-//!   matches before a final `\n`; that is reproduced when only `)`/`|` follow the `$`, elsewhere
-//!   (e.g. `a$\b`) it matches only at the very end (matters only for names ending in a
-//!   newline); `\w`/`\b`
-//!   and case-insensitive matching use the regex crate's Unicode tables, which differ from
-//!   Python's in rare code points; in verbose mode `(?x)` whitespace inside classes is ignored
-//!   by the regex crate but significant in Python. The regex crate accepts a few things Python
-//!   rejects (global flags in the middle, `\p{..}`, `(?<name>..)`).
+//! * `re:` patterns run on the `regex` crate, not Python's `re`. A rewriter keeps Python's
+//!   syntax and meaning for `\Z`, literal `{`, `{,n}`, classes (a `[`, `&&`, `--`, `~~` inside a
+//!   class are literals), `\s` (includes U+001C..U+001F), octal and `\x`/`\u`/`\U` escapes,
+//!   escaped punctuation (`\<` is `<`), `(?#...)` comments, and Python's errors for "nothing to
+//!   repeat", "multiple repeat", global flags not at the start and unknown `(?...)` extensions.
+//!   Rejected with an error because the regex crate cannot express them: backreferences
+//!   (`\1`, `(?P=n)`), look-around, atomic groups, conditionals, possessive quantifiers (`a*+`,
+//!   new in Python 3.11), `\N{...}`, the `a`/`L` flags. Python's `$` also matches before a
+//!   final `\n`: reproduced when only `)`/`|` follow the `$`; elsewhere (e.g. `a$\b`) rborg's
+//!   `$` matches only at the very end (matters only for names ending in a newline). `\w`, `\b`,
+//!   `\d` and `(?i)` use the regex crate's Unicode tables, which differ from Python's for rare
+//!   code points. In verbose mode `(?x)` only a global flag at the start is recognised.
 //! * Paths and patterns are Rust strings; borg additionally NFD-normalises both on macOS only.
 //! * Errors for invalid regexes (including `sh:[z-a]`) are returned as
 //!   [`PatternError::Regex`]; borg crashes with a traceback there.
@@ -454,6 +457,19 @@ fn py_repr(s: &str) -> String {
     out
 }
 
+/// One include/exclude command-line option, for [`PatternArgs::add_option`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PatternOption {
+    /// `--pattern LINE`.
+    Pattern,
+    /// `--patterns-from FILE`.
+    PatternsFrom,
+    /// `-e/--exclude PATTERN`.
+    Exclude,
+    /// `--exclude-from FILE`.
+    ExcludeFrom,
+}
+
 /// The include/exclude options of one command line, collected in order of appearance (borg
 /// appends each option's patterns to one list as argparse meets them, whatever their kind).
 #[derive(Debug, Clone, Default)]
@@ -469,6 +485,17 @@ impl PatternArgs {
     /// Empty collection.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Collect one option; call in command-line order (with clap, sort the values of the four
+    /// options by `ArgMatches::indices_of`). Files are read from disk.
+    pub fn add_option(&mut self, option: PatternOption, value: &str) -> Result<(), PatternError> {
+        match option {
+            PatternOption::Pattern => self.add_pattern(value),
+            PatternOption::PatternsFrom => self.add_patterns_from_file(Path::new(value)),
+            PatternOption::Exclude => self.add_exclude(value),
+            PatternOption::ExcludeFrom => self.add_excludes_from_file(Path::new(value)),
+        }
     }
 
     /// `--pattern LINE`: one `+ - ! R r P p` line, default style `sh`. A `P` line is validated

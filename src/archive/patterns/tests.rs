@@ -108,11 +108,26 @@ pub(super) const TABLE: &[(&str, PatternStyle, &str, bool)] = &[
     ("fm:a*", SH, "a/b/c", true),
     ("sh:a*", FM, "ab/c", true),
     ("sh:a*", FM, "a/b", true),
-    ("12:30", FM, "12:30", false), // error row: unknown style (see ERROR_ROWS)
+    // ---- error rows (see ERROR_ROWS) ----
+    ("12:30", FM, "12:30", false), // unknown style "12"
+    ("sh:[z-a]", FM, "a", false),  // bad character range
+    ("re:\\p{L}", FM, "a", false),
+    ("re:(?<n>a)", FM, "a", false),
+    ("re:a(?i)", FM, "a", false),
+    ("re:a**", FM, "a", false),
+    ("re:^*", FM, "a", false),
 ];
 
 /// Rows of `TABLE` whose pattern does not parse.
-const ERROR_ROWS: &[&str] = &["12:30"];
+const ERROR_ROWS: &[&str] = &[
+    "12:30",
+    "sh:[z-a]",
+    "re:\\p{L}",
+    "re:(?<n>a)",
+    "re:a(?i)",
+    "re:a**",
+    "re:^*",
+];
 
 #[test]
 fn table() {
@@ -352,6 +367,40 @@ fn pattern_files_from_disk() {
     assert!(!m.is_included("src/a/b.o"));
     assert!(!m.is_included("src/x.bak"));
     assert!(m.is_included("src/x.c"));
+}
+
+#[test]
+fn options_in_command_line_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let ef = dir.path().join("ef");
+    std::fs::write(&ef, "- ef1\n").unwrap();
+    let pf = dir.path().join("pf");
+    std::fs::write(&pf, "+ pf1\nR /root1\n").unwrap();
+    let mut a = PatternArgs::new();
+    for (opt, val) in [
+        (PatternOption::ExcludeFrom, ef.to_str().unwrap()),
+        (PatternOption::Pattern, "+cl1"),
+        (PatternOption::PatternsFrom, pf.to_str().unwrap()),
+        (PatternOption::Exclude, "ex1"),
+    ] {
+        a.add_option(opt, val).unwrap();
+    }
+    // what borg 1.2.4 and 1.4 produce for the same command line
+    let got: Vec<_> = a
+        .patterns
+        .iter()
+        .map(|(p, act)| (p.as_str(), *act))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("- ef1", Action::ExcludeNoRecurse),
+            ("cl1", Action::Include),
+            ("pf1", Action::Include),
+            ("ex1", Action::ExcludeNoRecurse),
+        ]
+    );
+    assert_eq!(a.roots, ["/root1"]);
 }
 
 #[test]

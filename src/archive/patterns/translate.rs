@@ -505,7 +505,10 @@ pub(super) fn translate_shell(pattern: &str) -> Result<String, TranslateError> {
 /// classes are re-parsed with Python's rules (a `[` inside a class, `&&`, `--`, `~~` are
 /// literals in Python); `\s`/`\S` include U+001C..U+001F as in Python; octal escapes; `\b`
 /// inside a class is backspace; escaped non-ASCII characters and punctuation are literals
-/// (Python's `\<` is `<`, not a word boundary); `(?#...)` comments are dropped.
+/// (Python's `\<` is `<`, not a word boundary); `(?#...)` comments are dropped; Python's
+/// `$` before a final newline where only `)`/`|` follow; Python's errors for repeating nothing
+/// or an anchor, repeating a repeat, global flags after the start, unknown `(?...)` forms and
+/// bad escapes such as `\p`.
 ///
 /// Rejected with an error (the `regex` crate has no equivalent): backreferences (`\1`,
 /// `(?P=name)`), look-ahead/look-behind (`(?=`, `(?!`, `(?<=`, `(?<!`), atomic groups `(?>`,
