@@ -1,1 +1,0 @@
-//! Include/exclude patterns (borg help patterns).
