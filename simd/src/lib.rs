@@ -73,18 +73,23 @@ impl Backend {
             .collect()
     }
 
-    /// The backend used by the automatic dispatchers: `RBORG_SIMD` if set to the name of an
-    /// available backend (an unknown or unavailable name falls back to `scalar`), else the
-    /// best available SIMD backend. Computed once per process.
-    pub fn auto() -> Backend {
-        static AUTO: OnceLock<Backend> = OnceLock::new();
-        *AUTO.get_or_init(|| match std::env::var("RBORG_SIMD") {
+    /// The override from the environment variable `RBORG_SIMD`, if set and non-empty: the named
+    /// backend if it is available here, else [`Backend::Scalar`]. Read once per process.
+    pub fn from_env() -> Option<Backend> {
+        static ENV: OnceLock<Option<Backend>> = OnceLock::new();
+        *ENV.get_or_init(|| match std::env::var("RBORG_SIMD") {
             Ok(v) if !v.trim().is_empty() => match Backend::from_name(&v) {
-                Some(b) if b.is_available() => b,
-                _ => Backend::Scalar,
+                Some(b) if b.is_available() => Some(b),
+                _ => Some(Backend::Scalar),
             },
-            _ => Backend::best(),
+            _ => None,
         })
+    }
+
+    /// The backend used by [`zero::is_zero`]: [`Backend::from_env`], else [`Backend::best`].
+    /// (The buzhash scan has its own choice: [`buzhash::auto_backend`].)
+    pub fn auto() -> Backend {
+        Backend::from_env().unwrap_or_else(Backend::best)
     }
 
     /// The best available backend on this CPU, ignoring `RBORG_SIMD`.
