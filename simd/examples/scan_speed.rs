@@ -26,7 +26,15 @@ fn main() {
     }
     let table = Table(t);
     for (w, bits) in [(4095usize, 21u32), (4095, 17), (4095, 32)] {
-        let s = Scanner::new(&table, w, if bits == 32 { u32::MAX } else { (1 << bits) - 1 });
+        let s = Scanner::new(
+            &table,
+            w,
+            if bits == 32 {
+                u32::MAX
+            } else {
+                (1 << bits) - 1
+            },
+        );
         for b in Backend::available() {
             let end = data.len() - w + 1;
             let t0 = Instant::now();

@@ -157,7 +157,10 @@ mod linux {
 /// restarting at every range boundary; the last chunk of a range may be shorter. Holes give
 /// [`ChunkKind::Hole`] descriptors. `block_size` must be ≥ 1.
 pub fn fixed_chunks(block_size: u64, header_size: u64, map: &[FileRange]) -> Vec<ChunkDesc> {
-    assert!(block_size >= 1, "fixed chunker block size must be at least 1");
+    assert!(
+        block_size >= 1,
+        "fixed chunker block size must be at least 1"
+    );
     let mut out = Vec::new();
     for r in map {
         let kind = if r.is_data {

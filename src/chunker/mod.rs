@@ -121,11 +121,7 @@ impl Chunker {
                     min: 1 << min_exp,
                     max: 1 << max_exp,
                     window: window as usize,
-                    scanner: Box::new(Scanner::new(
-                        &buzhash_table(seed),
-                        window as usize,
-                        mask,
-                    )),
+                    scanner: Box::new(Scanner::new(&buzhash_table(seed), window as usize, mask)),
                 }
             }
             ChunkerParams::Fixed {

@@ -109,7 +109,11 @@ fn vectors_every_case() {
             .iter()
             .map(|x| x.as_u64().unwrap())
             .collect();
-        assert_eq!(sizes, want, "case {n}: {params} seed {seed} {}", case["input"]);
+        assert_eq!(
+            sizes, want,
+            "case {n}: {params} seed {seed} {}",
+            case["input"]
+        );
         let want_h: Vec<&str> = case["chunk_sha256_prefix16"]
             .as_array()
             .unwrap()
@@ -157,7 +161,10 @@ fn vectors_every_backend_and_reader() {
 fn vectors_buzhash_values() {
     let v = vectors();
     let input = sha256ctr(b"rborg-buzhash", 4096);
-    assert_eq!(v["buzhash_window_input"], "sha256ctr(\"rborg-buzhash\", 4096)");
+    assert_eq!(
+        v["buzhash_window_input"],
+        "sha256ctr(\"rborg-buzhash\", 4096)"
+    );
     for e in v["buzhash_values"].as_array().unwrap() {
         let t = buzhash_table(e["seed"].as_i64().unwrap() as i32);
         let h = t.hash(&input[..4095]);
@@ -166,7 +173,9 @@ fn vectors_buzhash_values() {
         let h2 = t.roll(h, input[0], input[4095], 4095);
         assert_eq!(
             h2 as u64,
-            e["after_update_remove_byte0_add_byte4095"].as_u64().unwrap()
+            e["after_update_remove_byte0_add_byte4095"]
+                .as_u64()
+                .unwrap()
         );
         assert_eq!(h2, t.hash(&input[1..4096]));
         assert_eq!(
@@ -188,10 +197,7 @@ struct Jumpy<'a> {
 
 impl<'a> Jumpy<'a> {
     fn new(data: &'a [u8], seed: u64) -> Self {
-        Jumpy {
-            data,
-            x: seed | 1,
-        }
+        Jumpy { data, x: seed | 1 }
     }
 }
 
@@ -220,7 +226,10 @@ fn reader_matches_buffer_default_params() {
     let want: Vec<Vec<u8>> = c.chunks(&data).map(|s| s.to_vec()).collect();
     assert!(want.len() > 2);
     for seed in 1..4u64 {
-        let got: Vec<Vec<u8>> = c.reader(Jumpy::new(&data, seed)).map(|r| r.unwrap()).collect();
+        let got: Vec<Vec<u8>> = c
+            .reader(Jumpy::new(&data, seed))
+            .map(|r| r.unwrap())
+            .collect();
         assert!(got == want, "seed {seed}");
     }
     // Empty stream: no chunks.
@@ -257,7 +266,7 @@ proptest! {
                                     minx in 6u32..10, span in 1u32..5, win in prop_oneof![Just(31u32), Just(63), Just(64), Just(100), Just(255)]) {
         let maxx = minx + span;
         let mask = minx + (rs as u32 % (span + 1));
-        prop_assume!(win as u64 + (1u64 << minx) + 1 <= 1u64 << maxx);
+        prop_assume!(win as u64 + (1u64 << minx) < 1u64 << maxx);
         let params = ChunkerParams::Buzhash { min_exp: minx, max_exp: maxx, mask_bits: mask, window: win };
         let mut data = sha256ctr(&rs.to_le_bytes(), len);
         // Some zero runs.
@@ -410,8 +419,14 @@ fn parse_forms_and_display() {
 #[test]
 fn parse_errors_have_borg_messages() {
     let err = |s: &str| ChunkerParams::parse(s).unwrap_err().to_string();
-    assert_eq!(err("buzhash,19,23,24,4095"), "required: chunk_min <= chunk_mask <= chunk_max");
-    assert_eq!(err("20,19,19,4095"), "required: chunk_min <= chunk_mask <= chunk_max");
+    assert_eq!(
+        err("buzhash,19,23,24,4095"),
+        "required: chunk_min <= chunk_mask <= chunk_max"
+    );
+    assert_eq!(
+        err("20,19,19,4095"),
+        "required: chunk_min <= chunk_mask <= chunk_max"
+    );
     assert_eq!(
         err("buzhash,5,23,21,4095"),
         "min. chunk size exponent must not be less than 6 (2^6 = 64B min. chunk size)"
@@ -420,7 +435,10 @@ fn parse_errors_have_borg_messages() {
         err("buzhash,19,24,21,4095"),
         "max. chunk size exponent must not be more than 23 (2^23 = 8MiB max. chunk size)"
     );
-    assert_eq!(err("buzhash,19,23,21,4096"), "window_size must be an uneven (odd) number");
+    assert_eq!(
+        err("buzhash,19,23,21,4096"),
+        "window_size must be an uneven (odd) number"
+    );
     assert_eq!(err("fixed,63"), "block_size must not be less than 64 Bytes");
     assert_eq!(err("fixed,-1"), "block_size must not be less than 64 Bytes");
     assert_eq!(
@@ -431,13 +449,30 @@ fn parse_errors_have_borg_messages() {
         err("fixed,4096,20971480"),
         "block_size and header_size must not exceed MAX_DATA_SIZE [20971479]"
     );
-    for bad in ["", "fixed", "buzhash,1,2,3,4,5", "fixed,1,2,3,4", "foo,1,2,3,4", "default,1", "zstd"] {
+    for bad in [
+        "",
+        "fixed",
+        "buzhash,1,2,3,4,5",
+        "fixed,1,2,3,4",
+        "foo,1,2,3,4",
+        "default,1",
+        "zstd",
+    ] {
         assert_eq!(err(bad), "invalid chunker params", "{bad:?}");
     }
-    assert_eq!(err("fixed,1,2,3"), "invalid ChunkerParams value: 'fixed,1,2,3'");
-    assert_eq!(err("buzhash,19,23,x,4095"), "invalid ChunkerParams value: 'buzhash,19,23,x,4095'");
+    assert_eq!(
+        err("fixed,1,2,3"),
+        "invalid ChunkerParams value: 'fixed,1,2,3'"
+    );
+    assert_eq!(
+        err("buzhash,19,23,x,4095"),
+        "invalid ChunkerParams value: 'buzhash,19,23,x,4095'"
+    );
     assert_eq!(err("fixed,4k"), "invalid ChunkerParams value: 'fixed,4k'");
-    assert_eq!(err("fixed,1__0"), "invalid ChunkerParams value: 'fixed,1__0'");
+    assert_eq!(
+        err("fixed,1__0"),
+        "invalid ChunkerParams value: 'fixed,1__0'"
+    );
     assert_eq!(
         err("buzhash,19,19,19,524289"),
         "window_size + 2^chunk_min + 1 must not exceed 2^chunk_max"
@@ -453,7 +488,12 @@ fn msgpack_forms() {
     let d = ChunkerParams::DEFAULT.to_value();
     assert_eq!(
         d.to_bytes(),
-        [&[0x95, 0xa7][..], b"buzhash", &[0x13, 0x17, 0x15, 0xcd, 0x0f, 0xff]].concat()
+        [
+            &[0x95, 0xa7][..],
+            b"buzhash",
+            &[0x13, 0x17, 0x15, 0xcd, 0x0f, 0xff]
+        ]
+        .concat()
     );
     let f = ChunkerParams::Fixed {
         block_size: 4096,
@@ -474,7 +514,10 @@ fn msgpack_forms() {
         Value::Int(21),
         Value::Int(4095),
     ]);
-    assert_eq!(ChunkerParams::from_value(&legacy).unwrap(), ChunkerParams::DEFAULT);
+    assert_eq!(
+        ChunkerParams::from_value(&legacy).unwrap(),
+        ChunkerParams::DEFAULT
+    );
     let bad = Value::Array(vec![Value::Bytes(b"rabin".to_vec()), Value::Int(1)]);
     assert!(ChunkerParams::from_value(&bad).is_err());
     let bad = Value::Array(vec![
@@ -497,7 +540,10 @@ fn fixed_chunker_header_and_blocks() {
     assert_eq!(c.chunk_lengths(&data[..999]), vec![999]);
     assert_eq!(c.chunk_lengths(&data[..1000]), vec![1000]);
     assert_eq!(c.chunk_lengths(&data[..1001]), vec![1000, 1]);
-    let got: Vec<usize> = c.reader(Jumpy::new(&data, 3)).map(|r| r.unwrap().len()).collect();
+    let got: Vec<usize> = c
+        .reader(Jumpy::new(&data, 3))
+        .map(|r| r.unwrap().len())
+        .collect();
     assert_eq!(got, vec![1000, 4096, 4096, 4096, 17]);
     // Descriptors over a dense map give the same cuts.
     let descs = fixed::fixed_chunks(4096, 1000, &fixed::dense_map(data.len() as u64));
@@ -512,9 +558,21 @@ fn fixed_chunker_header_and_blocks() {
 #[test]
 fn fixed_chunks_restart_alignment_at_ranges() {
     let map = [
-        FileRange { offset: 0, len: 10_000, is_data: true },
-        FileRange { offset: 10_000, len: 9000, is_data: false },
-        FileRange { offset: 19_000, len: 5000, is_data: true },
+        FileRange {
+            offset: 0,
+            len: 10_000,
+            is_data: true,
+        },
+        FileRange {
+            offset: 10_000,
+            len: 9000,
+            is_data: false,
+        },
+        FileRange {
+            offset: 19_000,
+            len: 5000,
+            is_data: true,
+        },
     ];
     let d = fixed::fixed_chunks(4096, 1024, &map);
     let got: Vec<(u64, u64, ChunkKind)> = d.iter().map(|c| (c.offset, c.len, c.kind)).collect();
@@ -535,14 +593,30 @@ fn fixed_chunks_restart_alignment_at_ranges() {
     );
     // A hole inside the header splits the header.
     let map = [
-        FileRange { offset: 0, len: 500, is_data: true },
-        FileRange { offset: 500, len: 5000, is_data: false },
+        FileRange {
+            offset: 0,
+            len: 500,
+            is_data: true,
+        },
+        FileRange {
+            offset: 500,
+            len: 5000,
+            is_data: false,
+        },
     ];
     let got: Vec<(u64, u64, ChunkKind)> = fixed::fixed_chunks(4096, 1024, &map)
         .iter()
         .map(|c| (c.offset, c.len, c.kind))
         .collect();
-    assert_eq!(got, vec![(0, 500, Data), (500, 524, Hole), (1024, 4096, Hole), (5120, 380, Hole)]);
+    assert_eq!(
+        got,
+        vec![
+            (0, 500, Data),
+            (500, 524, Hole),
+            (1024, 4096, Hole),
+            (5120, 380, Hole)
+        ]
+    );
 }
 
 #[test]
@@ -553,7 +627,8 @@ fn sparse_map_of_a_real_sparse_file() {
     f.set_len(5 * BS).unwrap();
     for k in [1u64, 3] {
         f.seek(SeekFrom::Start(k * BS)).unwrap();
-        f.write_all(&sha256ctr(&k.to_le_bytes(), BS as usize)).unwrap();
+        f.write_all(&sha256ctr(&k.to_le_bytes(), BS as usize))
+            .unwrap();
     }
     f.sync_all().unwrap();
     f.seek(SeekFrom::Start(123)).unwrap();
@@ -571,11 +646,31 @@ fn sparse_map_of_a_real_sparse_file() {
         return;
     }
     let want = vec![
-        FileRange { offset: 0, len: BS, is_data: false },
-        FileRange { offset: BS, len: BS, is_data: true },
-        FileRange { offset: 2 * BS, len: BS, is_data: false },
-        FileRange { offset: 3 * BS, len: BS, is_data: true },
-        FileRange { offset: 4 * BS, len: BS, is_data: false },
+        FileRange {
+            offset: 0,
+            len: BS,
+            is_data: false,
+        },
+        FileRange {
+            offset: BS,
+            len: BS,
+            is_data: true,
+        },
+        FileRange {
+            offset: 2 * BS,
+            len: BS,
+            is_data: false,
+        },
+        FileRange {
+            offset: 3 * BS,
+            len: BS,
+            is_data: true,
+        },
+        FileRange {
+            offset: 4 * BS,
+            len: BS,
+            is_data: false,
+        },
     ];
     assert_eq!(map, want);
     let d = fixed::fixed_chunks(BS, 0, &map);
@@ -597,7 +692,10 @@ fn all_zero_helper() {
     let zeros = vec![0u8; 17 << 20];
     let c = Chunker::new(ChunkerParams::DEFAULT, 0).unwrap();
     let chunks: Vec<&[u8]> = c.chunks(&zeros).collect();
-    assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), [8 << 20, 8 << 20, 1 << 20]);
+    assert_eq!(
+        chunks.iter().map(|c| c.len()).collect::<Vec<_>>(),
+        [8 << 20, 8 << 20, 1 << 20]
+    );
     assert!(chunks.iter().all(|c| is_all_zero(c)));
     // Seed 0x003831ec makes the zero window match (spec 8.4): zero runs cut at every `min`.
     let c = Chunker::new(ChunkerParams::DEFAULT, 0x003831ec).unwrap();

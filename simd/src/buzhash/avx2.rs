@@ -96,7 +96,8 @@ unsafe fn round(s: &Scanner, data: *const u8, start: usize, stripe: usize) -> Op
     let mut h = zero;
     let mut i = 0usize;
     while i + 4 <= w {
-        let d = _mm256_i32gather_epi32::<1>(base, _mm256_add_epi32(offs, _mm256_set1_epi32(i as i32)));
+        let d =
+            _mm256_i32gather_epi32::<1>(base, _mm256_add_epi32(offs, _mm256_set1_epi32(i as i32)));
         for sk in &sel {
             let b = _mm256_shuffle_epi8(d, *sk);
             h = _mm256_xor_si256(rotl1(h), _mm256_i32gather_epi32::<4>(t, b));
@@ -104,7 +105,8 @@ unsafe fn round(s: &Scanner, data: *const u8, start: usize, stripe: usize) -> Op
         i += 4;
     }
     while i < w {
-        let d = _mm256_i32gather_epi32::<1>(base, _mm256_add_epi32(offs, _mm256_set1_epi32(i as i32)));
+        let d =
+            _mm256_i32gather_epi32::<1>(base, _mm256_add_epi32(offs, _mm256_set1_epi32(i as i32)));
         let b = _mm256_shuffle_epi8(d, sel[0]);
         h = _mm256_xor_si256(rotl1(h), _mm256_i32gather_epi32::<4>(t, b));
         i += 1;

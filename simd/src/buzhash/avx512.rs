@@ -62,7 +62,8 @@ unsafe fn round(s: &Scanner, data: *const u8, start: usize, stripe: usize) -> Op
     let mut h = _mm512_setzero_si512();
     let mut i = 0usize;
     while i + 4 <= w {
-        let d = _mm512_i32gather_epi32::<1>(_mm512_add_epi32(offs, _mm512_set1_epi32(i as i32)), base);
+        let d =
+            _mm512_i32gather_epi32::<1>(_mm512_add_epi32(offs, _mm512_set1_epi32(i as i32)), base);
         for sk in &sel {
             let b = _mm512_shuffle_epi8(d, *sk);
             h = _mm512_xor_si512(_mm512_rol_epi32::<1>(h), _mm512_i32gather_epi32::<4>(b, t));
@@ -70,7 +71,8 @@ unsafe fn round(s: &Scanner, data: *const u8, start: usize, stripe: usize) -> Op
         i += 4;
     }
     while i < w {
-        let d = _mm512_i32gather_epi32::<1>(_mm512_add_epi32(offs, _mm512_set1_epi32(i as i32)), base);
+        let d =
+            _mm512_i32gather_epi32::<1>(_mm512_add_epi32(offs, _mm512_set1_epi32(i as i32)), base);
         let b = _mm512_shuffle_epi8(d, sel[0]);
         h = _mm512_xor_si512(_mm512_rol_epi32::<1>(h), _mm512_i32gather_epi32::<4>(b, t));
         i += 1;

@@ -1,5 +1,9 @@
 //! Portable scalar paths: a tuned single-lane scan and a multi-lane scan in general registers.
 
+// Lanes are indexed in lock-step (`h[j]`, `base[j]`, `first[j]`) on purpose: it is what keeps
+// the hot loops in registers.
+#![allow(clippy::needless_range_loop)]
+
 use std::ops::Range;
 
 use super::{drive, Plan, Scanner, Table};

@@ -117,7 +117,14 @@ fn env_names_round_trip() {
 #[test]
 fn realistic_params_large_data() {
     let data = bytes_from(42, 3 << 20);
-    for (seed, w, bits) in [(1u64, 4095usize, 12u32), (2, 4095, 14), (3, 4095, 16), (4, 4095, 17), (5, 1023, 13), (6, 4095, 21)] {
+    for (seed, w, bits) in [
+        (1u64, 4095usize, 12u32),
+        (2, 4095, 14),
+        (3, 4095, 16),
+        (4, 4095, 17),
+        (5, 1023, 13),
+        (6, 4095, 21),
+    ] {
         let s = Scanner::new(&table_from(seed), w, (1u32 << bits) - 1);
         let end = data.len() - w + 1;
         let mut p = 0;
@@ -125,7 +132,11 @@ fn realistic_params_large_data() {
         while p < end {
             let want = s.find_reference(&data, p..end);
             for b in Backend::available() {
-                assert_eq!(s.find_with(b, &data, p..end), want, "{b} w={w} bits={bits} p={p}");
+                assert_eq!(
+                    s.find_with(b, &data, p..end),
+                    want,
+                    "{b} w={w} bits={bits} p={p}"
+                );
             }
             match want {
                 Some(q) => p = q + 1 + (q % 7919),
