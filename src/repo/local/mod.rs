@@ -716,6 +716,11 @@ impl LocalRepository {
         }
     }
 
+    /// Closes (syncs) the segment being written, so it is complete on disk.
+    pub fn close_segment(&self) -> Result<()> {
+        self.inner().io.close_segment()
+    }
+
     /// Lists segment files with their sizes (for `borg info`-like statistics and tests).
     pub fn segment_files(&self) -> Result<Vec<(u32, u64)>> {
         let inner = self.inner();
