@@ -641,8 +641,16 @@ fn failed_decompress_into_leaves_buffer_alone() {
     assert_eq!(out, b"abc");
 }
 
+fn fuzz_cases() -> u32 {
+    std::env::var("RBORG_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    // RBORG_FUZZ_CASES=100000 for a longer run.
+    #![proptest_config(ProptestConfig::with_cases(fuzz_cases()))]
 
     #[test]
     fn decompress_never_panics(
