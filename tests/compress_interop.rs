@@ -99,7 +99,7 @@ fn inputs() -> Vec<(&'static str, Vec<u8>)> {
     }
     let mut mixed = text[..40_000].to_vec();
     mixed.extend_from_slice(&random[..40_000]);
-    mixed.extend(std::iter::repeat_n(0u8, 40_000));
+    mixed.extend_from_slice(&[0u8; 40_000]);
     vec![
         ("empty", Vec::new()),
         ("tiny", b"x".to_vec()),

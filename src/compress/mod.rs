@@ -269,8 +269,12 @@ fn lz4_decode(body: &[u8], cap: usize, out: &mut Vec<u8>) -> Result<(), Decompre
     let start = out.len();
     if out.is_empty() && out.capacity() < cap {
         // Fresh buffer: lz4_flex writes into uninitialised capacity (no zero fill).
-        *out = lz4_flex::block::decompress(body, cap)
+        let mut v = lz4_flex::block::decompress(body, cap)
             .map_err(|e| DecompressError::Lz4(e.to_string()))?;
+        if v.capacity() - v.len() > v.len() / 4 + 4096 {
+            v.shrink_to_fit();
+        }
+        *out = v;
         return Ok(());
     }
     out.resize(start + cap, 0);
@@ -291,17 +295,21 @@ fn lz4_decompress(
     hint: Option<usize>,
     out: &mut Vec<u8>,
 ) -> Result<(), DecompressError> {
-    // LZ4 blocks do not record their size. With a hint, try it first (the common case: the
-    // caller knows the chunk size); otherwise, or if the hint was too small, walk the block
-    // to learn the exact size.
-    if let Some(h) = hint {
-        if !body.is_empty() && lz4_decode(body, h, out).is_ok() {
+    // LZ4 blocks do not record their size. Try the caller's hint (usually exact: the chunk
+    // size from the item), or else a guess of 3x the block like borg's first attempt; if the
+    // output does not fit, walk the block to learn the exact size (this also bounds bombs).
+    if !body.is_empty() {
+        let guess = hint.unwrap_or_else(|| body.len().saturating_mul(3).clamp(4096, LZ4_GUESS_MAX));
+        if lz4_decode(body, guess, out).is_ok() {
             return Ok(());
         }
     }
     let size = lz4_block_size(body, DECOMPRESS_LIMIT)?;
     lz4_decode(body, size, out)
 }
+
+/// Largest LZ4 output buffer allocated on a guess (larger outputs are sized exactly).
+const LZ4_GUESS_MAX: usize = 24 << 20;
 
 thread_local! {
     static ZSTD_CCTX: RefCell<Option<zstd_safe::CCtx<'static>>> = const { RefCell::new(None) };

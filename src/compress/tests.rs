@@ -527,7 +527,7 @@ fn lz4_block_size_is_exact() {
 fn lz4_bombs_and_garbage_are_errors() {
     // literal 'a' then a match of ~70 MiB at offset 1
     let mut b = vec![0x1f, b'a', 0x01, 0x00];
-    b.extend(std::iter::repeat_n(0xff, (70 << 20) / 255));
+    b.extend_from_slice(&vec![0xff; (70 << 20) / 255]);
     b.push(0x00);
     b.push(0x00); // a final empty-literal token so the block is well-formed
     let mut p = HDR_LZ4.to_vec();
@@ -641,8 +641,16 @@ fn failed_decompress_into_leaves_buffer_alone() {
     assert_eq!(out, b"abc");
 }
 
+fn fuzz_cases() -> u32 {
+    std::env::var("RBORG_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    // RBORG_FUZZ_CASES=100000 for a longer run.
+    #![proptest_config(ProptestConfig::with_cases(fuzz_cases()))]
 
     #[test]
     fn decompress_never_panics(
