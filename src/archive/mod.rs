@@ -1,6 +1,9 @@
 //! Archives: manifest, archive metadata, items, caches, and the create/extract pipelines.
 
 pub mod cache;
+pub mod chunkstore;
+pub mod create;
+pub mod files_cache;
 pub mod item;
 pub mod itemstream;
 pub mod manifest;

@@ -62,13 +62,21 @@ impl Session {
 
     /// Writes the manifest, commits, and records the new state in the security dir.
     pub fn commit_manifest(&mut self, compression: &crate::compress::Compression) -> Result<()> {
-        self.manifest.write(&*self.repo, &self.key, compression)?;
-        self.repo.commit(false, 0.1, false)?;
-        self.security.save(
-            &self.repo.location().canonical_path(),
-            self.key.kind.type_byte(),
-            &self.manifest.timestamp,
-        )?;
-        Ok(())
+        commit_manifest(&*self.repo, &self.key, &mut self.manifest, &self.security, compression)
     }
+}
+
+/// Writes the manifest, commits the transaction, and records the new manifest timestamp in
+/// the security dir (so a rollback of the repository is detected as replay).
+pub fn commit_manifest(
+    repo: &dyn Repository,
+    key: &Key,
+    manifest: &mut Manifest,
+    security: &SecurityDir,
+    compression: &crate::compress::Compression,
+) -> Result<()> {
+    manifest.write(repo, key, compression)?;
+    repo.commit(false, 0.1, false)?;
+    security.save(&repo.location().canonical_path(), key.kind.type_byte(), &manifest.timestamp)?;
+    Ok(())
 }

@@ -1,0 +1,202 @@
+//! Storing chunks with deduplication, shared by parallel workers: hash, look the id up in the
+//! chunk index, and only if it is new compress, seal and put it. Two workers meeting the same
+//! new chunk at once store it once: the first claims it, the second waits for its stored size.
+
+use std::sync::{Condvar, Mutex};
+
+use super::cache::{ChunkEntry, ChunkIndex};
+use super::item::ChunkRef;
+use super::Result;
+use crate::compress::Compression;
+use crate::crypto::Key;
+use crate::repo::{ObjectId, Repository};
+
+/// Per-archive counters (borg's `Statistics`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Original (plaintext) bytes of all chunk references.
+    pub osize: u64,
+    /// Stored bytes of all chunk references.
+    pub csize: u64,
+    /// Stored bytes of chunks that were new to the repository.
+    pub usize: u64,
+    pub nfiles: u64,
+    pub osize_parts: u64,
+    pub csize_parts: u64,
+    pub nfiles_parts: u64,
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        self.osize += o.osize;
+        self.csize += o.csize;
+        self.usize += o.usize;
+        self.nfiles += o.nfiles;
+        self.osize_parts += o.osize_parts;
+        self.csize_parts += o.csize_parts;
+        self.nfiles_parts += o.nfiles_parts;
+    }
+}
+
+pub struct ChunkStore<'a> {
+    pub repo: &'a dyn Repository,
+    pub key: &'a Key,
+    pub compression: Compression,
+    index: Mutex<ChunkIndex>,
+    stored: Condvar,
+    /// References this run added (for the per-archive chunk list and rollback of the cache).
+    added: Mutex<ChunkIndex>,
+}
+
+/// csize 0 marks a chunk being stored right now (real envelopes are never empty).
+const PENDING: u32 = 0;
+
+impl<'a> ChunkStore<'a> {
+    pub fn new(repo: &'a dyn Repository, key: &'a Key, compression: Compression, index: ChunkIndex) -> Self {
+        ChunkStore {
+            repo,
+            key,
+            compression,
+            index: Mutex::new(index),
+            stored: Condvar::new(),
+            added: Mutex::new(ChunkIndex::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ChunkIndex> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Is a chunk known (stored before or in this run)?
+    pub fn contains(&self, id: &ObjectId) -> bool {
+        self.lock().contains(id)
+    }
+
+    fn note_added(&self, id: ObjectId, size: u32, csize: u32) {
+        self.added
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(id, size, csize, 1);
+    }
+
+    /// Adds a reference to a chunk that must already exist (files-cache hits).
+    pub fn incref(&self, id: &ObjectId) -> Option<ChunkRef> {
+        let mut idx = self.lock();
+        let e = idx.map.get_mut(id)?;
+        if e.csize == PENDING {
+            return None;
+        }
+        e.refcount = e.refcount.saturating_add(1);
+        let r = ChunkRef {
+            id: *id,
+            size: e.size,
+            csize: e.csize,
+        };
+        drop(idx);
+        self.note_added(*id, r.size, r.csize);
+        Some(r)
+    }
+
+    /// Stores (or references) one chunk of plaintext; returns its reference and whether it
+    /// was new to the repository.
+    pub fn store(&self, data: &[u8]) -> Result<(ChunkRef, bool)> {
+        let id = self.key.id_hash(data);
+        self.store_with_id(id, data)
+    }
+
+    pub fn store_with_id(&self, id: ObjectId, data: &[u8]) -> Result<(ChunkRef, bool)> {
+        {
+            let mut idx = self.lock();
+            loop {
+                match idx.map.get_mut(&id) {
+                    Some(e) if e.csize != PENDING => {
+                        e.refcount = e.refcount.saturating_add(1);
+                        let r = ChunkRef {
+                            id,
+                            size: e.size,
+                            csize: e.csize,
+                        };
+                        drop(idx);
+                        self.note_added(id, r.size, r.csize);
+                        return Ok((r, false));
+                    }
+                    Some(_) => {
+                        idx = self.stored.wait(idx).unwrap_or_else(|e| e.into_inner());
+                    }
+                    None => {
+                        idx.map.insert(
+                            id,
+                            ChunkEntry {
+                                refcount: 0,
+                                size: data.len() as u32,
+                                csize: PENDING,
+                            },
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        // We claimed it: compress, seal and store outside the lock.
+        let result = (|| {
+            let payload = self.compression.compress(data);
+            let env = self.key.seal(self.repo, &payload)?;
+            self.repo.put(&id, &env)?;
+            Ok(env.len() as u32)
+        })();
+        let mut idx = self.lock();
+        match result {
+            Ok(csize) => {
+                let e = idx.map.get_mut(&id).expect("claimed entry");
+                e.csize = csize;
+                e.refcount = e.refcount.saturating_add(1);
+                drop(idx);
+                self.stored.notify_all();
+                self.note_added(id, data.len() as u32, csize);
+                Ok((
+                    ChunkRef {
+                        id,
+                        size: data.len() as u32,
+                        csize,
+                    },
+                    true,
+                ))
+            }
+            Err(e) => {
+                idx.map.remove(&id);
+                drop(idx);
+                self.stored.notify_all();
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops one reference; deletes the object from the repository when none remain.
+    pub fn decref(&self, id: &ObjectId) -> Result<()> {
+        let gone = self.lock().decref(id).is_some();
+        let mut added = self.added.lock().unwrap_or_else(|e| e.into_inner());
+        added.decref(id);
+        drop(added);
+        if gone {
+            self.repo.delete(id)?;
+        }
+        Ok(())
+    }
+
+    /// The index with everything this run stored.
+    pub fn into_index(self) -> (ChunkIndex, ChunkIndex) {
+        (
+            self.index.into_inner().unwrap_or_else(|e| e.into_inner()),
+            self.added.into_inner().unwrap_or_else(|e| e.into_inner()),
+        )
+    }
+
+    /// References added so far (taken, e.g. per archive).
+    pub fn take_added(&self) -> ChunkIndex {
+        std::mem::take(&mut *self.added.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn index_snapshot_stats(&self) -> super::cache::CacheStats {
+        self.lock().stats()
+    }
+}

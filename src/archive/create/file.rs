@@ -1,0 +1,365 @@
+//! The parallel stage of `create`: reading, chunking and storing one file's content, and
+//! collecting extended attributes.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+use super::walk::{os_error_code, os_error_text};
+use super::{FilesChanged, Job, JobKind, JobResult, Shared, Warn};
+use crate::archive::chunkstore::Stats;
+use crate::archive::files_cache::FileStat;
+use crate::archive::item::{ChunkRef, Item, S_IFMT, S_IFREG};
+use crate::archive::Result;
+
+/// Content for the `-` (stdin) / `--content-from-command` item.
+pub struct StdinSource {
+    pub reader: Box<dyn Read + Send>,
+    pub name: Vec<u8>,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub user: String,
+    pub group: String,
+}
+
+/// Opens for reading without updating atime where permitted; special files (read with
+/// `--read-special`, possibly through a symlink) are followed.
+fn open_noatime(path: &Path, special: bool) -> std::io::Result<File> {
+    let mut flags = libc::O_NOATIME;
+    if !special {
+        flags |= libc::O_NOFOLLOW;
+    }
+    match std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags & !libc::O_NOATIME)
+            .open(path),
+        r => r,
+    }
+}
+
+fn warn(res: &mut JobResult, path: &[u8], e: &std::io::Error, op: Option<&str>) {
+    let text = os_error_text(e, path);
+    let msg = match op {
+        Some(op) => format!("{}: {op}: {text}", String::from_utf8_lossy(path)),
+        None => format!("{}: {text}", String::from_utf8_lossy(path)),
+    };
+    res.warnings.push(Warn {
+        code: os_error_code(e),
+        msg,
+    });
+}
+
+/// xattrs, ACLs and flags, as borg's `stat_ext_attrs`.
+fn ext_attrs(shared: &Shared, item: &mut Item, path: &Path, fd: Option<i32>, res: &mut JobResult, apath: &[u8]) {
+    let o = shared.opts;
+    let mode = item.mode;
+    if !o.noflags {
+        let f = crate::platform::flags::get(path, mode, fd);
+        if f != 0 {
+            item.bsdflags = Some(f);
+        }
+    }
+    if !o.noxattrs {
+        match crate::platform::xattr::get_all(path, fd) {
+            Ok((x, warnings)) => {
+                for w in warnings {
+                    res.warnings.push(Warn { code: 1, msg: w });
+                }
+                if !x.is_empty() {
+                    item.xattrs = Some(x);
+                }
+            }
+            Err(e) => res.warnings.push(Warn {
+                code: 104,
+                msg: format!("{}: extended stat (xattrs): {e}", String::from_utf8_lossy(apath)),
+            }),
+        }
+    }
+    if !o.noacls {
+        let is_dir = mode & S_IFMT == crate::archive::item::S_IFDIR;
+        match crate::platform::acl::get(path, fd, is_dir, o.numeric_ids) {
+            Ok((access, default)) => {
+                item.acl_access = access;
+                item.acl_default = default;
+            }
+            Err(e) => res.warnings.push(Warn {
+                code: 104,
+                msg: format!("{}: extended stat (ACLs): {e}", String::from_utf8_lossy(apath)),
+            }),
+        }
+    }
+}
+
+pub fn process_job(shared: &Shared, job: &mut Job) -> Result<()> {
+    match job.kind {
+        JobKind::Special { ext_attrs: true } => {
+            let mut res = JobResult::default();
+            let mut item = job.item.take().expect("item");
+            // symlinks and devices are not opened (attributes by path, never following)
+            let is_dir = item.is_dir();
+            if is_dir {
+                match open_dir(&job.fs_path) {
+                    Ok(f) => ext_attrs(shared, &mut item, &job.fs_path, Some(f.as_raw_fd()), &mut res, &job.path),
+                    Err(e) => {
+                        warn(&mut res, &job.path, &e, None);
+                        res.failed = true;
+                    }
+                }
+            } else {
+                ext_attrs(shared, &mut item, &job.fs_path, None, &mut res, &job.path);
+            }
+            job.item = Some(item);
+            job.result = Some(res);
+            Ok(())
+        }
+        JobKind::File { special, .. } => process_file(shared, job, special),
+        _ => Ok(()),
+    }
+}
+
+fn open_dir(p: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(p)
+}
+
+fn stat_of(m: &std::fs::Metadata) -> FileStat {
+    FileStat {
+        inode: m.ino(),
+        size: m.len(),
+        ctime: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+        mtime: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+    }
+}
+
+fn process_file(shared: &Shared, job: &mut Job, special: bool) -> Result<()> {
+    let mut res = JobResult::default();
+    let mut item = job.item.take().expect("item");
+    let path = job.fs_path.clone();
+    let JobKind::File { ino, dev, .. } = job.kind else { unreachable!() };
+    let f = match open_noatime(&path, special) {
+        Ok(f) => f,
+        Err(e) => {
+            warn(&mut res, &job.path, &e, None);
+            res.failed = true;
+            job.result = Some(res);
+            return Ok(());
+        }
+    };
+    let st = match f.metadata() {
+        Ok(m) => m,
+        Err(e) => {
+            warn(&mut res, &job.path, &e, Some("fstat"));
+            res.failed = true;
+            job.result = Some(res);
+            return Ok(());
+        }
+    };
+    if !special && (st.ino() != ino || st.dev() != dev || st.mode() & S_IFMT != S_IFREG) {
+        res.warnings.push(Warn {
+            code: 103,
+            msg: format!(
+                "{}: file type or inode changed while we backed it up (race condition, skipped file)",
+                String::from_utf8_lossy(&job.path)
+            ),
+        });
+        res.failed = true;
+        job.result = Some(res);
+        return Ok(());
+    }
+    let fstat = stat_of(&st);
+    // files cache: absolute path as seen now, hashed with the id key
+    let abs = if path.is_absolute() {
+        path.as_os_str().as_bytes().to_vec()
+    } else {
+        let j = shared.opts.cwd.join(&path);
+        super::walk::normpath_bytes(j.as_os_str().as_bytes())
+    };
+    let path_hash = shared.key.id_hash(&abs);
+    let mut chunks: Option<Vec<ChunkRef>> = None;
+    let status;
+    if special {
+        status = 'A';
+    } else {
+        let (known, ids) = shared.files.lock().unwrap_or_else(|e| e.into_inner()).lookup(&path_hash, &fstat);
+        match ids {
+            Some(ids) => {
+                // all chunks must still be in the repository
+                if ids.iter().all(|i| shared.store.contains(i)) {
+                    let mut refs = Vec::with_capacity(ids.len());
+                    let mut ok = true;
+                    for i in &ids {
+                        match shared.store.incref(i) {
+                            Some(r) => refs.push(r),
+                            None => {
+                                ok = false;
+                                break;
+                            }
+                        }
+                    }
+                    if ok {
+                        status = 'U';
+                        chunks = Some(refs);
+                    } else {
+                        status = 'M';
+                    }
+                } else {
+                    status = 'M';
+                }
+            }
+            None => status = if known { 'M' } else { 'A' },
+        }
+    }
+    res.status = Some(status);
+    let mut stats = Stats::default();
+    let chunks = match chunks {
+        Some(c) => c,
+        None => {
+            let refs = match read_and_store(shared, f.try_clone().map_err(|e| crate::archive::ArchiveError::io(&path, e))?, &mut stats) {
+                Ok(r) => r,
+                Err(ReadError::Io(e)) => {
+                    warn(&mut res, &job.path, &e, Some("read"));
+                    res.failed = true;
+                    job.result = Some(res);
+                    return Ok(());
+                }
+                Err(ReadError::Store(e)) => return Err(e),
+            };
+            // changed while we read it?
+            if let Ok(st2) = f.metadata() {
+                let s2 = stat_of(&st2);
+                res.changed = !special
+                    && match shared.opts.files_changed {
+                        FilesChanged::Ctime => s2.ctime != fstat.ctime,
+                        FilesChanged::Mtime => s2.mtime != fstat.mtime,
+                        FilesChanged::Disabled => false,
+                    };
+            }
+            if !special && !res.changed {
+                shared
+                    .files
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .memorize(path_hash, &fstat, refs.iter().map(|r| r.id).collect());
+            }
+            refs
+        }
+    };
+    for c in &chunks {
+        stats.osize += c.size as u64;
+        stats.csize += c.csize as u64;
+    }
+    stats.nfiles = 1;
+    item.size = Some(chunks.iter().map(|c| c.size as u64).sum());
+    item.chunks = Some(chunks);
+    ext_attrs(shared, &mut item, &path, Some(f.as_raw_fd()), &mut res, &job.path);
+    res.stats = stats;
+    job.item = Some(item);
+    job.result = Some(res);
+    Ok(())
+}
+
+enum ReadError {
+    Io(std::io::Error),
+    Store(crate::archive::ArchiveError),
+}
+
+/// Files up to this size are read in one go and chunked in memory.
+const WHOLE_READ: u64 = 8 << 20;
+
+/// Reads a file, chunks it and stores the chunks; big files spread their chunks over the
+/// worker pool while the reader goes on.
+fn read_and_store(shared: &Shared, mut f: File, stats: &mut Stats) -> std::result::Result<Vec<ChunkRef>, ReadError> {
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len <= WHOLE_READ {
+        let mut data = Vec::with_capacity(len as usize + 1);
+        f.read_to_end(&mut data).map_err(ReadError::Io)?;
+        let mut out = Vec::new();
+        for c in shared.chunker.chunks(&data) {
+            let (r, new) = shared.store.store(c).map_err(ReadError::Store)?;
+            if new {
+                stats.usize += r.csize as u64;
+            }
+            out.push(r);
+        }
+        return Ok(out);
+    }
+    // Large file: sequential chunking, parallel storing.
+    let results: std::sync::Mutex<Vec<(usize, std::result::Result<(ChunkRef, bool), crate::archive::ArchiveError>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut read_err = None;
+    rayon::scope(|s| {
+        for (i, chunk) in shared.chunker.reader(&mut f).enumerate() {
+            match chunk {
+                Ok(data) => {
+                    let results = &results;
+                    s.spawn(move |_| {
+                        let r = shared.store.store(&data);
+                        results.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
+                    });
+                }
+                Err(e) => {
+                    read_err = Some(e);
+                    break;
+                }
+            }
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+    let mut out = Vec::with_capacity(results.len());
+    for (_, r) in results {
+        let (r, new) = r.map_err(ReadError::Store)?;
+        if new {
+            stats.usize += r.csize as u64;
+        }
+        out.push(r);
+    }
+    if let Some(e) = read_err {
+        return Err(ReadError::Io(e));
+    }
+    Ok(out)
+}
+
+/// Stores stdin / command output as one regular-file item.
+pub fn process_stdin(shared: &Shared, src: StdinSource) -> Result<(Item, Stats)> {
+    let t = (chrono::Utc::now().timestamp() as i128) * 1_000_000_000;
+    let mut stats = Stats::default();
+    let mut refs = Vec::new();
+    if !shared.opts.dry_run {
+        for c in shared.chunker.reader(src.reader) {
+            let data = c.map_err(|e| crate::archive::ArchiveError::io(Path::new(OsStr::from_bytes(&src.name)), e))?;
+            let (r, new) = shared.store.store(&data)?;
+            if new {
+                stats.usize += r.csize as u64;
+            }
+            stats.osize += r.size as u64;
+            stats.csize += r.csize as u64;
+            refs.push(r);
+        }
+    }
+    stats.nfiles = 1;
+    let item = Item {
+        path: src.name,
+        mode: (src.mode & 0o107777) | 0o100000,
+        uid: Some(src.uid),
+        gid: Some(src.gid),
+        user: Some(Some(src.user.into_bytes())),
+        group: Some(Some(src.group.into_bytes())),
+        mtime: t,
+        atime: Some(t),
+        ctime: Some(t),
+        size: Some(refs.iter().map(|r| r.size as u64).sum()),
+        chunks: Some(refs),
+        hardlink_master: Some(false),
+        ..Item::default()
+    };
+    Ok((item, stats))
+}

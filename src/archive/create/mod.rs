@@ -1,0 +1,469 @@
+//! `create`: walk → read → chunk → id-hash → compress → encrypt → put, in parallel, with the
+//! archive's item order and bytes equal to a sequential run.
+//!
+//! The walk (cheap: stat calls) fills a window of jobs in archive order; the expensive jobs
+//! (regular files) of a window run in parallel on the rayon pool, and big files additionally
+//! split their chunks across workers; then the window's items are emitted in order into the
+//! item stream. Windows are bounded by job count and bytes, so memory does not grow with the
+//! input.
+
+mod file;
+pub mod walk;
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::cache::{Cache, ChunkIndex};
+use super::chunkstore::{ChunkStore, Stats};
+use super::files_cache::{FilesCache, FilesCacheMode};
+use super::item::Item;
+use super::itemstream::ItemWriter;
+use super::manifest::{format_timestamp, ArchiveEntry};
+use super::meta::ArchiveMeta;
+use super::patterns::PatternMatcher;
+use super::session::Session;
+use super::{ArchiveError, Result};
+use crate::chunker::{Chunker, ChunkerParams};
+use crate::compress::Compression;
+use crate::repo::ObjectId;
+
+/// `--files-changed`: how a file changing while read is detected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FilesChanged {
+    #[default]
+    Ctime,
+    Mtime,
+    Disabled,
+}
+
+#[derive(Clone, Debug)]
+pub struct CreateOptions {
+    pub compression: Compression,
+    pub chunker_params: ChunkerParams,
+    pub numeric_ids: bool,
+    pub atime: bool,
+    pub noctime: bool,
+    pub noflags: bool,
+    pub noacls: bool,
+    pub noxattrs: bool,
+    pub read_special: bool,
+    pub one_file_system: bool,
+    pub exclude_caches: bool,
+    pub exclude_if_present: Vec<String>,
+    pub keep_exclude_tags: bool,
+    pub exclude_nodump: bool,
+    pub files_cache: FilesCacheMode,
+    pub files_changed: FilesChanged,
+    pub sparse: bool,
+    pub dry_run: bool,
+    pub checkpoint_interval: u64,
+    pub comment: String,
+    /// `--timestamp`: the archive's start time (end = start + duration).
+    pub timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    pub hostname: String,
+    pub username: String,
+    pub cmdline: Vec<String>,
+    /// Absolute working directory (files-cache keys are absolute paths).
+    pub cwd: PathBuf,
+}
+
+/// How `create` reports to the user (file status lines, warnings, progress).
+pub trait Reporter: Sync {
+    fn file_status(&self, status: char, path: &[u8]);
+    /// A backup warning (borg's modern code and message); the archive is still written.
+    fn warning(&self, code: i32, msg: &str);
+    fn progress(&self, _stats: &Stats, _path: &[u8]) {}
+}
+
+pub struct Warn {
+    pub code: i32,
+    pub msg: String,
+}
+
+pub enum JobKind {
+    /// Status line only (`x`, directory status after its contents, dry-run `-`).
+    Status,
+    Warning(Warn),
+    /// An item needing only extended attributes (dirs, symlinks, devices, hardlink slaves).
+    Special { ext_attrs: bool },
+    /// A regular file (or special file read as one) whose content must be stored.
+    File {
+        special: bool,
+        size: u64,
+        ino: u64,
+        dev: u64,
+    },
+}
+
+/// One unit of the ordered walk.
+pub struct Job {
+    pub kind: JobKind,
+    pub status: Option<char>,
+    /// Path as walked (for messages and status lines).
+    pub path: Vec<u8>,
+    pub item: Option<Item>,
+    pub fs_path: PathBuf,
+    /// Filled by the parallel stage.
+    pub result: Option<JobResult>,
+}
+
+impl Job {
+    fn status(status: char, path: Vec<u8>) -> Job {
+        Job {
+            kind: JobKind::Status,
+            status: Some(status),
+            path,
+            item: None,
+            fs_path: PathBuf::new(),
+            result: None,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct JobResult {
+    /// A/M/U for files; `C` (changed while read) is reported as a second line.
+    pub status: Option<char>,
+    pub changed: bool,
+    pub warnings: Vec<Warn>,
+    pub failed: bool,
+    pub stats: Stats,
+}
+
+/// Shared state of the parallel stage.
+pub struct Shared<'a> {
+    pub opts: &'a CreateOptions,
+    pub store: &'a ChunkStore<'a>,
+    pub chunker: Chunker,
+    pub files: Mutex<FilesCache>,
+    pub key: &'a crate::crypto::Key,
+}
+
+/// What `create` produced.
+pub struct Created {
+    pub name: String,
+    pub id: ObjectId,
+    pub meta: ArchiveMeta,
+    pub stats: Stats,
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+    pub duration: f64,
+}
+
+const WINDOW_JOBS: usize = 4096;
+const WINDOW_BYTES: u64 = 256 << 20;
+
+/// The archive under construction: item stream, statistics, checkpoints.
+struct Builder<'s, 'a> {
+    repo: &'a dyn crate::repo::Repository,
+    key: &'a crate::crypto::Key,
+    manifest: &'s mut super::manifest::Manifest,
+    security: &'s crate::crypto::security::SecurityDir,
+    store: &'s ChunkStore<'a>,
+    items: ItemWriter,
+    stats: Stats,
+    name: String,
+    opts: &'s CreateOptions,
+    start: chrono::DateTime<chrono::Utc>,
+    started: Instant,
+    last_checkpoint: Instant,
+}
+
+impl Builder<'_, '_> {
+    fn add_item(&mut self, item: &Item) -> Result<()> {
+        let store = self.store;
+        let mut f = |data: &[u8]| -> Result<(ObjectId, u32, u32)> {
+            let (r, _) = store.store(data)?;
+            Ok((r.id, r.size, r.csize))
+        };
+        self.items.add(item, &mut f)
+    }
+
+    fn meta(&mut self, name: &str) -> Result<ArchiveMeta> {
+        let store = self.store;
+        let mut f = |data: &[u8]| -> Result<(ObjectId, u32, u32)> {
+            let (r, _) = store.store(data)?;
+            Ok((r.id, r.size, r.csize))
+        };
+        self.items.flush(true, &mut f)?;
+        let duration = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
+        let (start, end) = match self.opts.timestamp {
+            Some(ts) => (ts, ts + duration),
+            None => {
+                let end = chrono::Utc::now();
+                (end - duration, end)
+            }
+        };
+        self.start = start;
+        Ok(ArchiveMeta {
+            version: 1,
+            name: name.as_bytes().to_vec(),
+            items: self.items.chunks.clone(),
+            cmdline: self.opts.cmdline.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            hostname: self.opts.hostname.as_bytes().to_vec(),
+            username: self.opts.username.as_bytes().to_vec(),
+            time: format_timestamp(&start),
+            time_end: format_timestamp(&end),
+            comment: self.opts.comment.as_bytes().to_vec(),
+            chunker_params: Some(self.opts.chunker_params.to_value()),
+            size: self.stats.osize,
+            csize: self.stats.csize,
+            nfiles: self.stats.nfiles,
+            size_parts: self.stats.osize_parts,
+            csize_parts: self.stats.csize_parts,
+            nfiles_parts: self.stats.nfiles_parts,
+            recreate_cmdline: None,
+            cwd: None,
+            tam: None,
+        })
+    }
+
+    /// Stores the archive object and records it in the manifest (not yet committed).
+    fn save_meta(&mut self, name: &str) -> Result<(ObjectId, ArchiveMeta)> {
+        let meta = self.meta(name)?;
+        let packed = meta.pack(self.key);
+        let (r, _) = self.store.store(&packed)?;
+        self.manifest.archives.insert(
+            name.as_bytes().to_vec(),
+            ArchiveEntry {
+                id: r.id,
+                time: meta.time.clone(),
+            },
+        );
+        Ok((r.id, meta))
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        super::session::commit_manifest(self.repo, self.key, self.manifest, self.security, &self.opts.compression)
+    }
+
+    /// Writes `<name>.checkpoint` with the items so far, commits, then forgets it in memory
+    /// (the next checkpoint or the final archive replaces it in the manifest).
+    fn checkpoint(&mut self) -> Result<()> {
+        let cp = format!("{}.checkpoint", self.name);
+        let (id, _) = self.save_meta(&cp)?;
+        self.commit()?;
+        self.manifest.archives.remove(cp.as_bytes());
+        // the checkpoint object itself is dropped again (its items stay referenced)
+        self.store.decref(&id)?;
+        self.last_checkpoint = Instant::now();
+        crate::log::info("borg.archive", &format!("checkpoint archive {cp} written"));
+        Ok(())
+    }
+}
+
+/// Runs `create` for `roots` (paths as given; `-` is handled by the caller).
+#[allow(clippy::too_many_arguments)]
+pub fn create(
+    session: &mut Session,
+    cache: &mut Cache,
+    name: &str,
+    roots: &[Vec<u8>],
+    matcher: &PatternMatcher,
+    opts: &CreateOptions,
+    reporter: &dyn Reporter,
+    stdin: Option<file::StdinSource>,
+) -> Result<Option<Created>> {
+    if !opts.dry_run && session.manifest.get(name).is_some() {
+        return Err(ArchiveError::AlreadyExists(name.to_string()));
+    }
+    let chunker = Chunker::new(opts.chunker_params, session.key.chunk_seed())
+        .map_err(|e| ArchiveError::Other(e.to_string()))?;
+    let files = FilesCache::load(&cache.path, opts.files_cache);
+    let index = std::mem::take(&mut cache.chunks);
+    let Session {
+        repo,
+        key,
+        manifest,
+        security,
+        ..
+    } = session;
+    let repo: &dyn crate::repo::Repository = &**repo;
+    let key: &crate::crypto::Key = key;
+    let store = ChunkStore::new(repo, key, opts.compression.clone(), index);
+    let shared = Shared {
+        opts,
+        store: &store,
+        chunker,
+        files: Mutex::new(files),
+        key,
+    };
+    let now = Instant::now();
+    let mut b = Builder {
+        repo,
+        key,
+        manifest,
+        security,
+        store: &store,
+        items: ItemWriter::new(key.chunk_seed()),
+        stats: Stats::default(),
+        name: name.to_string(),
+        opts,
+        start: chrono::Utc::now(),
+        started: now,
+        last_checkpoint: now,
+    };
+    let result = (|| -> Result<()> {
+        if let Some(src) = stdin {
+            let (item, st) = file::process_stdin(&shared, src)?;
+            reporter.file_status('i', &item.path);
+            b.stats += st;
+            if !opts.dry_run {
+                b.add_item(&item)?;
+            }
+        }
+        let mut walker = walk::Walker::new(opts, matcher);
+        if let Ok(st) = std::fs::metadata(crate::dirs::cache_dir()) {
+            use std::os::unix::fs::MetadataExt;
+            walker.skip_inodes.insert((st.ino(), st.dev()));
+        }
+        if let Some(local) = repo.as_local() {
+            if let Ok(st) = std::fs::metadata(local.path()) {
+                use std::os::unix::fs::MetadataExt;
+                walker.skip_inodes.insert((st.ino(), st.dev()));
+            }
+        }
+        for root in roots {
+            walker.root(root);
+            // process full windows as the walk goes on
+            while window_ready(&walker.jobs) {
+                let n = window_len(&walker.jobs);
+                let batch: Vec<Job> = walker.jobs.drain(..n).collect();
+                run_window(&mut b, &shared, batch, reporter)?;
+            }
+        }
+        let rest = std::mem::take(&mut walker.jobs);
+        run_window(&mut b, &shared, rest, reporter)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = repo.rollback();
+        return Err(e);
+    }
+    if opts.dry_run {
+        return Ok(None);
+    }
+    let (id, meta) = b.save_meta(name)?;
+    let start = b.start;
+    let duration = b.started.elapsed().as_secs_f64();
+    let stats = b.stats;
+    b.commit()?;
+    drop(b);
+    let files = shared.files.into_inner().unwrap_or_else(|e| e.into_inner());
+    let (index, added) = store.into_index();
+    cache.chunks = index;
+    cache.commit(manifest)?;
+    cache.remember_archive(&id, &added)?;
+    files.save()?;
+    let end = super::manifest::parse_timestamp(&meta.time_end).unwrap_or(start);
+    Ok(Some(Created {
+        name: name.to_string(),
+        id,
+        meta,
+        stats,
+        start,
+        end,
+        duration,
+    }))
+}
+
+fn window_bytes(jobs: &[Job]) -> u64 {
+    jobs.iter()
+        .map(|j| match j.kind {
+            JobKind::File { size, .. } => size,
+            _ => 0,
+        })
+        .sum()
+}
+
+fn window_ready(jobs: &[Job]) -> bool {
+    jobs.len() >= WINDOW_JOBS || window_bytes(jobs) >= WINDOW_BYTES
+}
+
+fn window_len(jobs: &[Job]) -> usize {
+    let mut bytes = 0;
+    for (i, j) in jobs.iter().enumerate() {
+        if let JobKind::File { size, .. } = j.kind {
+            bytes += size;
+        }
+        if i + 1 >= WINDOW_JOBS || bytes >= WINDOW_BYTES {
+            return i + 1;
+        }
+    }
+    jobs.len()
+}
+
+fn run_window(b: &mut Builder, shared: &Shared, mut jobs: Vec<Job>, reporter: &dyn Reporter) -> Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    // The expensive part, in parallel; a repository error aborts the whole run.
+    let fatal: Mutex<Option<ArchiveError>> = Mutex::new(None);
+    jobs.par_iter_mut().for_each(|job| {
+        if fatal.lock().map(|f| f.is_some()).unwrap_or(true) {
+            return;
+        }
+        if let Err(e) = file::process_job(shared, job) {
+            let mut f = fatal.lock().unwrap_or_else(|e| e.into_inner());
+            if f.is_none() {
+                *f = Some(e);
+            }
+        }
+    });
+    if let Some(e) = fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    // In order: status lines, warnings, items.
+    for job in jobs {
+        match &job.kind {
+            JobKind::Status => {
+                if let Some(s) = job.status {
+                    reporter.file_status(s, &job.path);
+                }
+                continue;
+            }
+            JobKind::Warning(w) => {
+                reporter.warning(w.code, &w.msg);
+                if let Some(s) = job.status {
+                    reporter.file_status(s, &job.path);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let res = job.result.unwrap_or_default();
+        for w in &res.warnings {
+            reporter.warning(w.code, &w.msg);
+        }
+        if res.failed {
+            reporter.file_status('E', &job.path);
+            continue;
+        }
+        if let Some(s) = res.status.or(job.status) {
+            reporter.file_status(s, &job.path);
+        }
+        if res.changed {
+            reporter.warning(100, &format!("{}: file changed while we backed it up", String::from_utf8_lossy(&job.path)));
+            reporter.file_status('C', &job.path);
+        }
+        b.stats += res.stats;
+        if let Some(item) = &job.item {
+            b.add_item(item)?;
+            reporter.progress(&b.stats, &job.path);
+        }
+    }
+    if b.opts.checkpoint_interval > 0 && b.last_checkpoint.elapsed().as_secs() >= b.opts.checkpoint_interval {
+        b.checkpoint()?;
+    }
+    Ok(())
+}
+
+/// The references this archive added, for the cache's per-archive chunk lists.
+pub fn empty_refs() -> ChunkIndex {
+    ChunkIndex::default()
+}
+
+pub use file::StdinSource;
