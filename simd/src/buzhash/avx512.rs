@@ -21,6 +21,9 @@ use super::{drive, scalar, Plan, Scanner};
 
 const LANES: usize = 64;
 
+/// How far ahead (bytes) each lane's data is prefetched.
+const PREFETCH: usize = 1024;
+
 pub(super) fn find(
     s: &Scanner,
     data: &[u8],
@@ -137,7 +140,10 @@ unsafe fn load_transpose(
 ) {
     for g in 0..8 {
         let mut a: [__m512i; 8] = std::array::from_fn(|i| {
-            _mm512_permutexvar_epi8(pa, _mm512_loadu_si512(p.add((8 * g + i) * stripe) as *const _))
+            let row = p.add((8 * g + i) * stripe);
+            // 64 lanes are too many streams for the hardware prefetchers.
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(PREFETCH) as *const i8);
+            _mm512_permutexvar_epi8(pa, _mm512_loadu_si512(row as *const _))
         });
         transpose_q8(&mut a);
         for (tl, v) in a.iter().enumerate() {
@@ -257,7 +263,7 @@ unsafe fn round(
     while t0 < stripe {
         // "In" bytes of steps t0 .. t0+64 are positions t0+W .. t0+W+64.
         let pin = t0 + w;
-        let mut s0 = pin % rs;
+        let s0 = pin % rs;
         load_transpose(&mut mid, pa, base.add(pin), stripe, |t, v| {
             let mut k = s0 + t;
             if k >= rs {
@@ -265,7 +271,6 @@ unsafe fn round(
             }
             *rp.add(k) = v;
         });
-        s0 = pin % rs;
         let mut so = t0 % rs;
         for t in 0..64 {
             let mut ki = s0 + t;
