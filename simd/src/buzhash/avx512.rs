@@ -35,6 +35,7 @@ pub(super) fn find(
         return scalar::find(s, data, range, stripe);
     }
     let planes = Planes::new(s);
+    let mut ring: Vec<__m512i> = Vec::new();
     drive(
         plan,
         s.window,
@@ -42,7 +43,7 @@ pub(super) fn find(
         range,
         // SAFETY: AVX-512 F/BW/VBMI availability was checked by `find_with`; `drive` keeps every
         // read of the round (windows + 64 bytes of slack) inside `data`.
-        |start, stripe| unsafe { round(s, &planes, data.as_ptr(), start, stripe) },
+        |start, stripe| unsafe { round(s, &planes, &mut ring, data.as_ptr(), start, stripe) },
         |r| scalar::find(s, data, r, None),
     )
 }
@@ -171,17 +172,13 @@ unsafe fn step(
 ) {
     let one = _mm512_set1_epi8(1);
     let ti = _mm512_movepi8_mask(inp);
-    let carry: [__m512i; 4] =
-        std::array::from_fn(|k| _mm512_srli_epi16::<7>(h[(k + 3) % 4]));
+    let carry: [__m512i; 4] = std::array::from_fn(|k| _mm512_srli_epi16::<7>(h[(k + 3) % 4]));
     match out {
         Some(o) => {
             let to = _mm512_movepi8_mask(o);
             for k in 0..4 {
-                let sh = _mm512_ternarylogic_epi32::<0x6A>(
-                    carry[k],
-                    one,
-                    _mm512_add_epi8(h[k], h[k]),
-                );
+                let sh =
+                    _mm512_ternarylogic_epi32::<0x6A>(carry[k], one, _mm512_add_epi8(h[k], h[k]));
                 h[k] = _mm512_ternarylogic_epi32::<0x96>(
                     sh,
                     lookup(&tt[k], inp, ti),
@@ -191,11 +188,8 @@ unsafe fn step(
         }
         None => {
             for k in 0..4 {
-                let sh = _mm512_ternarylogic_epi32::<0x6A>(
-                    carry[k],
-                    one,
-                    _mm512_add_epi8(h[k], h[k]),
-                );
+                let sh =
+                    _mm512_ternarylogic_epi32::<0x6A>(carry[k], one, _mm512_add_epi8(h[k], h[k]));
                 h[k] = _mm512_xor_si512(sh, lookup(&tt[k], inp, ti));
             }
         }
@@ -219,6 +213,7 @@ unsafe fn hits(h: &[__m512i; 4], m: &[__m512i; 4]) -> u64 {
 unsafe fn round(
     s: &Scanner,
     planes: &Planes,
+    ring: &mut Vec<__m512i>,
     data: *const u8,
     start: usize,
     stripe: usize,
@@ -235,7 +230,9 @@ unsafe fn round(
     // position first enters the windows (as an "in" byte), read again W steps later as the
     // "out" byte. `rs >= W + 64` keeps a block of writes clear of the block being read.
     let rs = (w + 64).div_ceil(64) * 64;
-    let mut ring: Vec<__m512i> = vec![_mm512_setzero_si512(); rs];
+    if ring.len() < rs {
+        ring.resize(rs, _mm512_setzero_si512());
+    }
     let rp = ring.as_mut_ptr();
     let slot = |pos: usize| if pos >= rs { pos % rs } else { pos };
 
