@@ -10,7 +10,10 @@
 //!
 //! Lane `j` scans stripe `j` of a round; its data bytes arrive by loading 64 bytes of each lane
 //! and transposing the 64×64 byte block (`vpermb` within registers, `vpermt2q` across them), so
-//! that vector `t` holds byte `t` of every lane.
+//! that vector `t` holds byte `t` of every lane. Each transposed vector is kept in a ring of
+//! `W + 64` slots: it enters the windows as an "in" byte and is read back `W` steps later as
+//! the "out" byte, so only one stream is transposed. The 64 row streams are too many for the
+//! hardware prefetchers, so rows are prefetched explicitly.
 //!
 //! Masks that hit too often for 64 lanes to pay off fall back to the scalar lane kernel.
 
