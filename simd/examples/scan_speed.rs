@@ -1,5 +1,5 @@
 //! Quick throughput check of the buzhash scan kernels: `cargo run --profile ci -p rborg-simd
-//! --example scan_speed [MiB]`.
+//! --example scan_speed [MiB [BACKEND]]`.
 
 use std::time::Instant;
 
@@ -35,7 +35,11 @@ fn main() {
                 (1 << bits) - 1
             },
         );
-        for b in Backend::available() {
+        let only = std::env::args().nth(2).and_then(|n| Backend::from_name(&n));
+        for b in Backend::available()
+            .into_iter()
+            .filter(|b| only.is_none_or(|o| o == *b))
+        {
             let end = data.len() - w + 1;
             let t0 = Instant::now();
             let mut p = 0;
