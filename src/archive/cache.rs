@@ -217,12 +217,19 @@ impl Cache {
             }
         }
         let total = manifest.archives.len();
-        let mut progress = crate::log::ProgressPercent::new(total as u64, "%3.0f%% Syncing chunks cache.", "cache.sync");
+        let mut progress = crate::log::ProgressPercent::new(
+            total as u64,
+            "%3.0f%% Syncing chunks cache.",
+            "cache.sync",
+        );
         let mut index = ChunkIndex::default();
         for (i, entry) in manifest.archives.values().enumerate() {
             progress.show(i as u64);
             let f = dir.join(entry.id.hex());
-            let refs = match std::fs::read(&f).ok().and_then(|d| ChunkIndex::decode(&d, ARCHIVE_MAGIC)) {
+            let refs = match std::fs::read(&f)
+                .ok()
+                .and_then(|d| ChunkIndex::decode(&d, ARCHIVE_MAGIC))
+            {
                 Some((_, r)) => r,
                 None => {
                     let r = archive_chunk_refs(repo, key, &entry.id)?;
@@ -260,7 +267,11 @@ impl Cache {
 
     fn save(&self) -> Result<()> {
         let f = self.path.join("chunks");
-        save_file(&f, &self.chunks.encode(CHUNKS_MAGIC, Some(&self.manifest_id))).map_err(io_err(&f))
+        save_file(
+            &f,
+            &self.chunks.encode(CHUNKS_MAGIC, Some(&self.manifest_id)),
+        )
+        .map_err(io_err(&f))
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -289,7 +300,10 @@ mod tests {
         idx.add(ObjectId([2; 32]), 10, 50, 1);
         let s = idx.stats();
         assert_eq!((s.total_chunks, s.total_unique_chunks), (4, 2));
-        assert_eq!((s.total_size, s.unique_size, s.unique_csize), (310, 110, 110));
+        assert_eq!(
+            (s.total_size, s.unique_size, s.unique_csize),
+            (310, 110, 110)
+        );
         let enc = idx.encode(CHUNKS_MAGIC, Some(&ObjectId([9; 32])));
         let (m, back) = ChunkIndex::decode(&enc, CHUNKS_MAGIC).unwrap();
         assert_eq!(m, ObjectId([9; 32]));

@@ -52,7 +52,12 @@ pub struct ChunkStore<'a> {
 const PENDING: u32 = 0;
 
 impl<'a> ChunkStore<'a> {
-    pub fn new(repo: &'a dyn Repository, key: &'a Key, compression: Compression, index: ChunkIndex) -> Self {
+    pub fn new(
+        repo: &'a dyn Repository,
+        key: &'a Key,
+        compression: Compression,
+        index: ChunkIndex,
+    ) -> Self {
         ChunkStore {
             repo,
             key,

@@ -166,7 +166,11 @@ impl FilesCache {
         if self.mode.disabled {
             return;
         }
-        let cm = if self.mode.ctime || !self.mode.mtime { st.ctime } else { st.mtime };
+        let cm = if self.mode.ctime || !self.mode.mtime {
+            st.ctime
+        } else {
+            st.mtime
+        };
         self.newest_cmtime = Some(self.newest_cmtime.map_or(cm, |n| n.max(cm)));
         self.entries.insert(
             path_hash,
@@ -217,7 +221,8 @@ impl FilesCache {
         out.extend_from_slice(&body);
         let h = xxh64(&out, 0);
         out.extend_from_slice(&h.to_le_bytes());
-        crate::repo::local::atomic::save_file(&self.path, &out).map_err(|e| ArchiveError::io(&self.path, e))
+        crate::repo::local::atomic::save_file(&self.path, &out)
+            .map_err(|e| ArchiveError::io(&self.path, e))
     }
 
     pub fn len(&self) -> usize {
@@ -284,22 +289,38 @@ mod tests {
             "ctime,mtime".parse::<FilesCacheMode>().unwrap_err(),
             "cache mode short must be one of: cis,ims,cs,ms,cr,mr,d,s"
         );
-        assert!("foo".parse::<FilesCacheMode>().unwrap_err().starts_with("cache mode must be"));
+        assert!("foo"
+            .parse::<FilesCacheMode>()
+            .unwrap_err()
+            .starts_with("cache mode must be"));
     }
 
     #[test]
     fn memorize_save_load_age() {
         let d = tempfile::tempdir().unwrap();
         let mut fc = FilesCache::load(d.path(), FilesCacheMode::default());
-        let st = FileStat { inode: 5, size: 10, ctime: 100, mtime: 90 };
-        let newer = FileStat { inode: 6, size: 10, ctime: 200, mtime: 90 };
+        let st = FileStat {
+            inode: 5,
+            size: 10,
+            ctime: 100,
+            mtime: 90,
+        };
+        let newer = FileStat {
+            inode: 6,
+            size: 10,
+            ctime: 200,
+            mtime: 90,
+        };
         fc.memorize(ObjectId([1; 32]), &st, vec![ObjectId([9; 32])]);
         fc.memorize(ObjectId([2; 32]), &newer, vec![]);
         fc.save().unwrap();
         let mut fc2 = FilesCache::load(d.path(), FilesCacheMode::default());
         // the newest-cmtime file is not remembered (granularity race)
         assert_eq!(fc2.len(), 1);
-        assert_eq!(fc2.lookup(&ObjectId([1; 32]), &st), (true, Some(vec![ObjectId([9; 32])])));
+        assert_eq!(
+            fc2.lookup(&ObjectId([1; 32]), &st),
+            (true, Some(vec![ObjectId([9; 32])]))
+        );
         let changed = FileStat { size: 11, ..st };
         assert_eq!(fc2.lookup(&ObjectId([1; 32]), &changed), (true, None));
         assert_eq!(fc2.lookup(&ObjectId([3; 32]), &st), (false, None));

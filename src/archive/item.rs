@@ -1,7 +1,9 @@
 //! Items: the per-file metadata dicts of an archive, packed exactly as borg 1.x packs them
 //! (sorted raw-string keys, legacy raw strings, "bigint" timestamps beyond i64).
 
-use crate::msgpack::{self, pack_array_len, pack_bool, pack_int, pack_map_len, pack_nil, pack_raw, DecodeError, Value};
+use crate::msgpack::{
+    self, pack_array_len, pack_bool, pack_int, pack_map_len, pack_nil, pack_raw, DecodeError, Value,
+};
 use crate::repo::ObjectId;
 
 /// A reference to a content chunk: id, plaintext size, stored (envelope) size.
@@ -225,8 +227,20 @@ impl Item {
                 b"mode" => it.mode = val.as_u64()? as u32,
                 b"uid" => it.uid = Some(val.as_u64()? as u32),
                 b"gid" => it.gid = Some(val.as_u64()? as u32),
-                b"user" => it.user = Some(if val.is_nil() { None } else { Some(val.into_bytes()?) }),
-                b"group" => it.group = Some(if val.is_nil() { None } else { Some(val.into_bytes()?) }),
+                b"user" => {
+                    it.user = Some(if val.is_nil() {
+                        None
+                    } else {
+                        Some(val.into_bytes()?)
+                    })
+                }
+                b"group" => {
+                    it.group = Some(if val.is_nil() {
+                        None
+                    } else {
+                        Some(val.into_bytes()?)
+                    })
+                }
                 b"mtime" => it.mtime = unpack_time(&val)?,
                 b"atime" => it.atime = Some(unpack_time(&val)?),
                 b"ctime" => it.ctime = Some(unpack_time(&val)?),
@@ -298,7 +312,12 @@ pub fn pack_time(out: &mut Vec<u8>, t: i128) {
     if t >= i64::MIN as i128 && t <= i64::MAX as i128 {
         pack_int(out, t);
     } else {
-        let bits = 128 - if t < 0 { (!t).leading_zeros() } else { t.leading_zeros() };
+        let bits = 128
+            - if t < 0 {
+                (!t).leading_zeros()
+            } else {
+                t.leading_zeros()
+            };
         let n = ((bits + 9) / 8) as usize;
         pack_raw(out, &t.to_le_bytes()[..n.min(16)]);
     }
@@ -308,7 +327,11 @@ pub fn unpack_time(v: &Value) -> Result<i128, DecodeError> {
     match v {
         Value::Int(i) => Ok(*i),
         Value::Bytes(b) if !b.is_empty() && b.len() <= 16 => {
-            let mut buf = if b[b.len() - 1] & 0x80 != 0 { [0xffu8; 16] } else { [0u8; 16] };
+            let mut buf = if b[b.len() - 1] & 0x80 != 0 {
+                [0xffu8; 16]
+            } else {
+                [0u8; 16]
+            };
             buf[..b.len()].copy_from_slice(b);
             Ok(i128::from_le_bytes(buf))
         }
@@ -326,8 +349,12 @@ mod tests {
 
     #[test]
     fn borg_item_vectors_roundtrip_bytes() {
-        let p = format!("{}/../shared/spec/vectors/items.json", env!("CARGO_MANIFEST_DIR"));
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        let p = format!(
+            "{}/../shared/spec/vectors/items.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
         for it in v["items"].as_array().unwrap() {
             let packed = hex::decode(it["packed_hex"].as_str().unwrap()).unwrap();
             let item = Item::unpack(&packed).unwrap();
@@ -337,7 +364,14 @@ mod tests {
 
     #[test]
     fn bigint_times() {
-        for t in [0i128, -5, 1 << 63, -(1 << 63) - 1, 1 << 70, 1700000000123456789] {
+        for t in [
+            0i128,
+            -5,
+            1 << 63,
+            -(1 << 63) - 1,
+            1 << 70,
+            1700000000123456789,
+        ] {
             let mut out = Vec::new();
             pack_time(&mut out, t);
             let v = msgpack::decode(&out).unwrap();

@@ -60,14 +60,19 @@ impl Iterator for ItemReader<'_> {
             match d.next_value() {
                 Ok(Some(v)) => {
                     self.pos += d.position();
-                    return Some(Item::from_value(v).map_err(|e| ArchiveError::Corrupt(format!("item: {e}"))));
+                    return Some(
+                        Item::from_value(v)
+                            .map_err(|e| ArchiveError::Corrupt(format!("item: {e}"))),
+                    );
                 }
                 Ok(None) | Err(DecodeError::Incomplete) => match self.refill() {
                     Ok(true) => continue,
                     Ok(false) => {
                         self.done = true;
                         if self.pos < self.buf.len() {
-                            return Some(Err(ArchiveError::Corrupt("item stream ends inside an item".into())));
+                            return Some(Err(ArchiveError::Corrupt(
+                                "item stream ends inside an item".into(),
+                            )));
                         }
                         return None;
                     }
@@ -107,7 +112,11 @@ impl ItemWriter {
         }
     }
 
-    pub fn add(&mut self, item: &Item, store: &mut dyn FnMut(&[u8]) -> Result<(ObjectId, u32, u32)>) -> Result<()> {
+    pub fn add(
+        &mut self,
+        item: &Item,
+        store: &mut dyn FnMut(&[u8]) -> Result<(ObjectId, u32, u32)>,
+    ) -> Result<()> {
         item.pack_into(&mut self.buf);
         if self.buf.len() > BUFFER_SIZE {
             self.flush(false, store)?;
@@ -116,13 +125,21 @@ impl ItemWriter {
     }
 
     /// Stores complete chunks; unless `final_`, keeps the last piece (its cut may move).
-    pub fn flush(&mut self, final_: bool, store: &mut dyn FnMut(&[u8]) -> Result<(ObjectId, u32, u32)>) -> Result<()> {
+    pub fn flush(
+        &mut self,
+        final_: bool,
+        store: &mut dyn FnMut(&[u8]) -> Result<(ObjectId, u32, u32)>,
+    ) -> Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
         let lens = self.chunker.chunk_lengths(&self.buf);
         let keep_last = !final_ && lens.len() > 1;
-        let store_n = if keep_last { lens.len() - 1 } else { lens.len() };
+        let store_n = if keep_last {
+            lens.len() - 1
+        } else {
+            lens.len()
+        };
         let mut off = 0;
         for &l in &lens[..store_n] {
             let r = store(&self.buf[off..off + l])?;

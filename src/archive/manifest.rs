@@ -121,7 +121,8 @@ impl Manifest {
     /// Decrypts, decompresses, verifies and parses the manifest from its envelope.
     pub fn load(key: &Key, envelope: &[u8], repo_location: &str) -> Result<Manifest> {
         let payload = key.open(None, envelope)?;
-        let data = crate::compress::decompress(&payload).map_err(|e| ArchiveError::Decompress(e.to_string()))?;
+        let data = crate::compress::decompress(&payload)
+            .map_err(|e| ArchiveError::Decompress(e.to_string()))?;
         if data.starts_with(&[0xc1; 4]) {
             return Err(crate::crypto::CryptoError::UnsupportedManifest.into());
         }
@@ -131,22 +132,33 @@ impl Manifest {
         let verified = match status {
             TamStatus::Verified => true,
             TamStatus::Missing if required => {
-                return Err(crate::crypto::CryptoError::TamRequired(repo_location.to_string()).into())
+                return Err(
+                    crate::crypto::CryptoError::TamRequired(repo_location.to_string()).into(),
+                )
             }
             TamStatus::Missing => false,
             TamStatus::Invalid => return Err(crate::crypto::CryptoError::TamInvalid.into()),
             TamStatus::UnsupportedSuite(s) if required => {
-                return Err(crate::crypto::CryptoError::TamUnsupportedSuite(format!("'{s}'")).into())
+                return Err(
+                    crate::crypto::CryptoError::TamUnsupportedSuite(format!("'{s}'")).into(),
+                )
             }
             TamStatus::UnsupportedSuite(_) => false,
         };
         let bad = |m: &str| ArchiveError::Corrupt(format!("manifest: {m}"));
-        let version = dict.req("version").and_then(|v| v.as_int()).map_err(|e| bad(&e.to_string()))?;
+        let version = dict
+            .req("version")
+            .and_then(|v| v.as_int())
+            .map_err(|e| bad(&e.to_string()))?;
         if version != 1 && version != 2 {
             return Err(bad("Invalid manifest version"));
         }
         let mut archives = BTreeMap::new();
-        for (name, entry) in dict.req("archives").and_then(|a| a.as_map()).map_err(|e| bad(&e.to_string()))? {
+        for (name, entry) in dict
+            .req("archives")
+            .and_then(|a| a.as_map())
+            .map_err(|e| bad(&e.to_string()))?
+        {
             let name = name.as_bytes().map_err(|e| bad(&e.to_string()))?.to_vec();
             let id = entry
                 .req("id")
@@ -154,10 +166,16 @@ impl Manifest {
                 .ok()
                 .and_then(ObjectId::from_slice)
                 .ok_or_else(|| bad("archive id"))?;
-            let time = entry.req("time").and_then(|t| t.as_str()).map_err(|e| bad(&e.to_string()))?;
+            let time = entry
+                .req("time")
+                .and_then(|t| t.as_str())
+                .map_err(|e| bad(&e.to_string()))?;
             archives.insert(name, ArchiveEntry { id, time });
         }
-        let timestamp = dict.get("timestamp").and_then(|t| t.as_str().ok()).unwrap_or_default();
+        let timestamp = dict
+            .get("timestamp")
+            .and_then(|t| t.as_str().ok())
+            .unwrap_or_default();
         let config = dict
             .get("config")
             .and_then(|c| c.as_map().ok())
@@ -182,7 +200,11 @@ impl Manifest {
     /// Refuses to continue if the manifest marks features mandatory for `op` (rborg, like borg
     /// 1.x, supports none).
     pub fn check_features(&self, op: Operation) -> Result<()> {
-        let Some((_, flags)) = self.config.iter().find(|(k, _)| k.as_bytes().ok() == Some(b"feature_flags")) else {
+        let Some((_, flags)) = self
+            .config
+            .iter()
+            .find(|(k, _)| k.as_bytes().ok() == Some(b"feature_flags"))
+        else {
             return Ok(());
         };
         let Some(opflags) = flags.get(op.name()) else {
@@ -191,16 +213,18 @@ impl Manifest {
         if let Some(Value::Array(m)) = opflags.get("mandatory") {
             if !m.is_empty() {
                 let names: Vec<String> = m.iter().filter_map(|v| v.as_str().ok()).collect();
-                return Err(ArchiveError::MandatoryFeatureUnsupported(format!("{names:?}")));
+                return Err(ArchiveError::MandatoryFeatureUnsupported(format!(
+                    "{names:?}"
+                )));
             }
         }
         Ok(())
     }
 
     pub fn config_tam_required(&self) -> bool {
-        self.config
-            .iter()
-            .any(|(k, v)| k.as_bytes().ok() == Some(b"tam_required") && v.as_bool().unwrap_or(false))
+        self.config.iter().any(|(k, v)| {
+            k.as_bytes().ok() == Some(b"tam_required") && v.as_bool().unwrap_or(false)
+        })
     }
 
     /// Last-modified time (the manifest timestamp).
@@ -234,9 +258,17 @@ impl Manifest {
                 )
             })
             .collect();
-        archives.sort_by(|a, b| a.0.as_bytes().unwrap_or(&[]).cmp(b.0.as_bytes().unwrap_or(&[])));
+        archives.sort_by(|a, b| {
+            a.0.as_bytes()
+                .unwrap_or(&[])
+                .cmp(b.0.as_bytes().unwrap_or(&[]))
+        });
         let mut config = self.config.clone();
-        config.sort_by(|a, b| a.0.as_bytes().unwrap_or(&[]).cmp(b.0.as_bytes().unwrap_or(&[])));
+        config.sort_by(|a, b| {
+            a.0.as_bytes()
+                .unwrap_or(&[])
+                .cmp(b.0.as_bytes().unwrap_or(&[]))
+        });
         let dict = vec![
             (Value::from("archives"), Value::Map(archives)),
             (Value::from("config"), Value::Map(config)),
@@ -244,7 +276,10 @@ impl Manifest {
                 Value::from("item_keys"),
                 Value::Array(ITEM_KEYS.iter().map(|k| Value::from(*k)).collect()),
             ),
-            (Value::from("timestamp"), Value::from(self.timestamp.as_str())),
+            (
+                Value::from("timestamp"),
+                Value::from(self.timestamp.as_str()),
+            ),
             (Value::from("version"), Value::Int(1)),
         ];
         self.version = 1;
@@ -252,7 +287,12 @@ impl Manifest {
     }
 
     /// Writes the manifest (caller commits).
-    pub fn write(&mut self, repo: &dyn Repository, key: &Key, compression: &Compression) -> Result<()> {
+    pub fn write(
+        &mut self,
+        repo: &dyn Repository,
+        key: &Key,
+        compression: &Compression,
+    ) -> Result<()> {
         let packed = self.pack(key);
         self.id = key.id_hash(&packed);
         self.tam_verified = true;
@@ -279,7 +319,10 @@ mod tests {
 
     #[test]
     fn pack_load_roundtrip_and_timestamps() {
-        let key = Key::new(KeyKind::Repokey, Some(KeyMaterial::generate(KeyKind::Repokey, [3; 32])));
+        let key = Key::new(
+            KeyKind::Repokey,
+            Some(KeyMaterial::generate(KeyKind::Repokey, [3; 32])),
+        );
         let mut m = Manifest::new(&key);
         m.archives.insert(
             b"a1".to_vec(),

@@ -11,13 +11,23 @@ use crate::repo::{ObjectId, Repository};
 use super::{ArchiveError, Result};
 
 /// Reads one object and returns its verified plaintext.
-pub fn fetch_object(repo: &dyn Repository, key: &Key, id: &ObjectId, size_hint: Option<usize>) -> Result<Vec<u8>> {
+pub fn fetch_object(
+    repo: &dyn Repository,
+    key: &Key,
+    id: &ObjectId,
+    size_hint: Option<usize>,
+) -> Result<Vec<u8>> {
     let env = repo.get(id)?;
     open_object(key, id, &env, size_hint)
 }
 
 /// Opens an envelope read for `id`: MAC, decryption, decompression, id check.
-pub fn open_object(key: &Key, id: &ObjectId, envelope: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>> {
+pub fn open_object(
+    key: &Key,
+    id: &ObjectId,
+    envelope: &[u8],
+    size_hint: Option<usize>,
+) -> Result<Vec<u8>> {
     let payload = key.open(Some(id), envelope)?;
     let data = match size_hint {
         Some(h) => crate::compress::decompress_with_hint(&payload, h),
@@ -74,7 +84,10 @@ pub enum TamStatusKind {
 }
 
 fn strs(v: &Value) -> std::result::Result<Vec<Vec<u8>>, DecodeError> {
-    v.as_array()?.iter().map(|x| x.as_bytes().map(|b| b.to_vec())).collect()
+    v.as_array()?
+        .iter()
+        .map(|x| x.as_bytes().map(|b| b.to_vec()))
+        .collect()
 }
 
 impl ArchiveMeta {
@@ -83,7 +96,9 @@ impl ArchiveMeta {
     }
 
     pub fn chunker_params(&self) -> Option<ChunkerParams> {
-        self.chunker_params.as_ref().and_then(|v| ChunkerParams::from_value(v).ok())
+        self.chunker_params
+            .as_ref()
+            .and_then(|v| ChunkerParams::from_value(v).ok())
     }
 
     /// Parses a packed archive dict (verifying its TAM when present).
@@ -93,10 +108,15 @@ impl ArchiveMeta {
         let bad = |e: DecodeError| ArchiveError::Corrupt(format!("archive metadata: {e}"));
         let version = dict.req("version").and_then(|v| v.as_int()).map_err(bad)?;
         if version != 1 && version != 2 {
-            return Err(ArchiveError::Corrupt(format!("Unknown archive metadata version {version}")));
+            return Err(ArchiveError::Corrupt(format!(
+                "Unknown archive metadata version {version}"
+            )));
         }
         let bytes = |k: &str| -> Vec<u8> {
-            dict.get(k).and_then(|v| v.as_bytes().ok()).map(|b| b.to_vec()).unwrap_or_default()
+            dict.get(k)
+                .and_then(|v| v.as_bytes().ok())
+                .map(|b| b.to_vec())
+                .unwrap_or_default()
         };
         let int = |k: &str| -> u64 { dict.get(k).and_then(|v| v.as_u64().ok()).unwrap_or(0) };
         let items = dict
@@ -114,9 +134,18 @@ impl ArchiveMeta {
         });
         Ok(ArchiveMeta {
             version,
-            name: dict.req("name").and_then(|v| v.as_bytes()).map_err(bad)?.to_vec(),
+            name: dict
+                .req("name")
+                .and_then(|v| v.as_bytes())
+                .map_err(bad)?
+                .to_vec(),
             items,
-            cmdline: dict.get("cmdline").map(strs).transpose().map_err(bad)?.unwrap_or_default(),
+            cmdline: dict
+                .get("cmdline")
+                .map(strs)
+                .transpose()
+                .map_err(bad)?
+                .unwrap_or_default(),
             hostname: bytes("hostname"),
             username: bytes("username"),
             time: String::from_utf8_lossy(&bytes("time")).into_owned(),
@@ -129,8 +158,15 @@ impl ArchiveMeta {
             size_parts: int("size_parts"),
             csize_parts: int("csize_parts"),
             nfiles_parts: int("nfiles_parts"),
-            recreate_cmdline: dict.get("recreate_cmdline").map(strs).transpose().map_err(bad)?,
-            cwd: dict.get("cwd").and_then(|v| v.as_bytes().ok()).map(|b| b.to_vec()),
+            recreate_cmdline: dict
+                .get("recreate_cmdline")
+                .map(strs)
+                .transpose()
+                .map_err(bad)?,
+            cwd: dict
+                .get("cwd")
+                .and_then(|v| v.as_bytes().ok())
+                .map(|b| b.to_vec()),
             tam,
         })
     }
@@ -147,7 +183,8 @@ impl ArchiveMeta {
 
     /// The dict as borg 1.2.4 writes it (without `tam`; sorted keys are applied on packing).
     fn to_pairs(&self) -> Vec<(Value, Value)> {
-        let raws = |v: &[Vec<u8>]| Value::Array(v.iter().map(|s| Value::Bytes(s.clone())).collect());
+        let raws =
+            |v: &[Vec<u8>]| Value::Array(v.iter().map(|s| Value::Bytes(s.clone())).collect());
         let mut pairs = vec![
             ("version", Value::Int(1)),
             ("name", Value::Bytes(self.name.clone())),
@@ -174,7 +211,10 @@ impl ArchiveMeta {
         if let Some(rc) = &self.recreate_cmdline {
             pairs.push(("recreate_cmdline", raws(rc)));
         }
-        pairs.into_iter().map(|(k, v)| (Value::from(k), v)).collect()
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Value::from(k), v))
+            .collect()
     }
 
     /// Packs with a fresh archive TAM.
@@ -183,7 +223,12 @@ impl ArchiveMeta {
     }
 
     /// Stores the archive object; returns its id.
-    pub fn save(&self, repo: &dyn Repository, key: &Key, compression: &Compression) -> Result<(ObjectId, u32, u32)> {
+    pub fn save(
+        &self,
+        repo: &dyn Repository,
+        key: &Key,
+        compression: &Compression,
+    ) -> Result<(ObjectId, u32, u32)> {
         let packed = self.pack(key);
         store_object(repo, key, compression, &packed)
     }

@@ -25,7 +25,11 @@ impl Session {
         Self::from_repo(repo, location, op)
     }
 
-    pub fn from_repo(repo: Box<dyn Repository>, location: &Location, op: Operation) -> Result<Session> {
+    pub fn from_repo(
+        repo: Box<dyn Repository>,
+        location: &Location,
+        op: Operation,
+    ) -> Result<Session> {
         let envelope = fetch_envelope(&*repo)?;
         let (mut key, passphrase) = keyblob::load_key(&*repo, envelope[0])?;
         let security = SecurityDir::for_repo(&repo.id().0);
@@ -37,7 +41,9 @@ impl Session {
         manifest.check_features(op)?;
         let logically_encrypted = match key.kind {
             KeyKind::Plaintext | KeyKind::Authenticated | KeyKind::AuthenticatedBlake2 => false,
-            KeyKind::Repokey | KeyKind::RepokeyBlake2 => passphrase.as_ref().is_none_or(|p| !p.is_empty()),
+            KeyKind::Repokey | KeyKind::RepokeyBlake2 => {
+                passphrase.as_ref().is_none_or(|p| !p.is_empty())
+            }
             _ => true,
         };
         security.assert_secure(
@@ -62,7 +68,13 @@ impl Session {
 
     /// Writes the manifest, commits, and records the new state in the security dir.
     pub fn commit_manifest(&mut self, compression: &crate::compress::Compression) -> Result<()> {
-        commit_manifest(&*self.repo, &self.key, &mut self.manifest, &self.security, compression)
+        commit_manifest(
+            &*self.repo,
+            &self.key,
+            &mut self.manifest,
+            &self.security,
+            compression,
+        )
     }
 }
 
@@ -77,6 +89,10 @@ pub fn commit_manifest(
 ) -> Result<()> {
     manifest.write(repo, key, compression)?;
     repo.commit(false, 0.1, false)?;
-    security.save(&repo.location().canonical_path(), key.kind.type_byte(), &manifest.timestamp)?;
+    security.save(
+        &repo.location().canonical_path(),
+        key.kind.type_byte(),
+        &manifest.timestamp,
+    )?;
     Ok(())
 }

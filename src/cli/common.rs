@@ -41,7 +41,12 @@ pub struct Common {
     #[arg(long = "log-json", global = true, action = ArgAction::SetTrue)]
     pub log_json: bool,
     /// wait at most SECONDS for acquiring a repository/cache lock (default: 1).
-    #[arg(long = "lock-wait", global = true, value_name = "SECONDS", default_value = "1")]
+    #[arg(
+        long = "lock-wait",
+        global = true,
+        value_name = "SECONDS",
+        default_value = "1"
+    )]
     pub lock_wait: f64,
     /// Bypass locking mechanism
     #[arg(long = "bypass-lock", global = true, action = ArgAction::SetTrue)]
@@ -59,13 +64,23 @@ pub struct Common {
     #[arg(long = "remote-path", global = true, value_name = "PATH")]
     pub remote_path: Option<String>,
     /// deprecated, use ``--upload-ratelimit`` instead
-    #[arg(long = "remote-ratelimit", global = true, value_name = "RATE", hide = true)]
+    #[arg(
+        long = "remote-ratelimit",
+        global = true,
+        value_name = "RATE",
+        hide = true
+    )]
     pub remote_ratelimit: Option<u64>,
     /// set network upload rate limit in kiByte/s (default: 0=unlimited)
     #[arg(long = "upload-ratelimit", global = true, value_name = "RATE")]
     pub upload_ratelimit: Option<u64>,
     /// deprecated, use ``--upload-buffer`` instead
-    #[arg(long = "remote-buffer", global = true, value_name = "UPLOAD_BUFFER", hide = true)]
+    #[arg(
+        long = "remote-buffer",
+        global = true,
+        value_name = "UPLOAD_BUFFER",
+        hide = true
+    )]
     pub remote_buffer: Option<u64>,
     /// set network upload buffer size in MiB. (default: 0=no buffer)
     #[arg(long = "upload-buffer", global = true, value_name = "UPLOAD_BUFFER")]
@@ -84,6 +99,8 @@ pub struct Common {
 /// Everything a command needs besides its own arguments.
 pub struct Ctx {
     pub common: Common,
+    /// Matches of the (deepest) subcommand, for option order and occurrence queries.
+    pub sub: clap::ArgMatches,
     /// The command line as invoked (stored in archives).
     pub argv: Vec<String>,
     pub log_level: crate::log::Level,
@@ -103,7 +120,10 @@ pub enum Want {
 
 /// Expands placeholders in a location text.
 fn expand(text: &str) -> anyhow::Result<String> {
-    Ok(super::placeholders::replace_placeholders(text, &Default::default())?)
+    Ok(super::placeholders::replace_placeholders(
+        text,
+        &Default::default(),
+    )?)
 }
 
 /// Resolves a REPOSITORY / ARCHIVE argument like borg: placeholders, `BORG_REPO` for an empty
@@ -111,7 +131,11 @@ fn expand(text: &str) -> anyhow::Result<String> {
 pub fn location(arg: Option<&str>, want: Want, argname: &str) -> anyhow::Result<Location> {
     let raw = arg.unwrap_or("");
     let text = expand(raw)?;
-    let invalid = |t: &str| UsageError(format!("argument {argname}: Invalid location format: \"{t}\""));
+    let invalid = |t: &str| {
+        UsageError(format!(
+            "argument {argname}: Invalid location format: \"{t}\""
+        ))
+    };
     let loc = match Location::parse(&text) {
         Ok(l) => l,
         Err(_) => {
@@ -136,12 +160,14 @@ pub fn location(arg: Option<&str>, want: Want, argname: &str) -> anyhow::Result<
         }
     };
     match want {
-        Want::Archive if loc.archive.is_none() => {
-            Err(UsageError(format!("argument {argname}: \"{raw}\": No archive specified")).into())
-        }
-        Want::Repo if loc.archive.is_some() => {
-            Err(UsageError(format!("argument {argname}: \"{raw}\": No archive can be specified")).into())
-        }
+        Want::Archive if loc.archive.is_none() => Err(UsageError(format!(
+            "argument {argname}: \"{raw}\": No archive specified"
+        ))
+        .into()),
+        Want::Repo if loc.archive.is_some() => Err(UsageError(format!(
+            "argument {argname}: \"{raw}\": No archive can be specified"
+        ))
+        .into()),
         _ => Ok(loc),
     }
 }
@@ -158,19 +184,127 @@ pub fn archive_name(text: &str) -> anyhow::Result<String> {
 impl Ctx {
     pub fn open_options(&self, exclusive: bool) -> OpenOptions {
         OpenOptions {
-            exclusive: if self.common.bypass_lock { None } else { Some(exclusive) },
+            exclusive: if self.common.bypass_lock {
+                None
+            } else {
+                Some(exclusive)
+            },
             lock_wait: self.common.lock_wait,
             ..OpenOptions::default()
         }
     }
 
     /// Opens a repository with its key and manifest.
-    pub fn session(&self, loc: &Location, exclusive: bool, op: Operation) -> anyhow::Result<Session> {
-        Ok(Session::open(&loc.without_archive(), &self.open_options(exclusive), op)?)
+    pub fn session(
+        &self,
+        loc: &Location,
+        exclusive: bool,
+        op: Operation,
+    ) -> anyhow::Result<Session> {
+        Ok(Session::open(
+            &loc.without_archive(),
+            &self.open_options(exclusive),
+            op,
+        )?)
     }
 
     /// Opens a bare repository (no key, no manifest).
-    pub fn repository(&self, loc: &Location, exclusive: bool) -> anyhow::Result<Box<dyn crate::repo::Repository>> {
-        Ok(crate::repo::open(&loc.without_archive(), &self.open_options(exclusive))?)
+    pub fn repository(
+        &self,
+        loc: &Location,
+        exclusive: bool,
+    ) -> anyhow::Result<Box<dyn crate::repo::Repository>> {
+        Ok(crate::repo::open(
+            &loc.without_archive(),
+            &self.open_options(exclusive),
+        )?)
+    }
+}
+
+/// Include/exclude options shared by create, extract, list, diff, export-tar, recreate, mount.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PatternOpts {
+    /// exclude paths matching PATTERN
+    #[arg(short = 'e', long = "exclude", value_name = "PATTERN", action = ArgAction::Append)]
+    pub exclude: Vec<String>,
+    /// read exclude patterns from EXCLUDEFILE, one per line
+    #[arg(long = "exclude-from", value_name = "EXCLUDEFILE", action = ArgAction::Append)]
+    pub exclude_from: Vec<String>,
+    /// include/exclude paths matching PATTERN
+    #[arg(long = "pattern", value_name = "PATTERN", action = ArgAction::Append)]
+    pub pattern: Vec<String>,
+    /// read include/exclude patterns from PATTERNFILE, one per line
+    #[arg(long = "patterns-from", value_name = "PATTERNFILE", action = ArgAction::Append)]
+    pub patterns_from: Vec<String>,
+}
+
+impl PatternOpts {
+    /// The pattern options in command-line order (borg evaluates them in that order).
+    pub fn build(
+        &self,
+        m: &clap::ArgMatches,
+    ) -> anyhow::Result<crate::archive::patterns::PatternArgs> {
+        use crate::archive::patterns::{PatternArgs, PatternOption};
+        let mut all: Vec<(usize, PatternOption, String)> = Vec::new();
+        for (id, opt) in [
+            ("exclude", PatternOption::Exclude),
+            ("exclude_from", PatternOption::ExcludeFrom),
+            ("pattern", PatternOption::Pattern),
+            ("patterns_from", PatternOption::PatternsFrom),
+        ] {
+            if let (Ok(Some(vals)), Some(idx)) = (m.try_get_many::<String>(id), m.indices_of(id)) {
+                for (v, i) in vals.zip(idx) {
+                    all.push((i, opt, v.clone()));
+                }
+            }
+        }
+        all.sort_by_key(|(i, _, _)| *i);
+        let mut pa = PatternArgs::new();
+        for (_, opt, v) in all {
+            pa.add_option(opt, &v)
+                .map_err(|e| crate::cli::exit::GenericError(e.to_string()))?;
+        }
+        Ok(pa)
+    }
+}
+
+/// Archive filter options (`-P`, `-a`, `--sort-by`, `--first`, `--last`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ArchiveFilterOpts {
+    /// only consider archive names starting with this prefix. (deprecated)
+    #[arg(short = 'P', long = "prefix", value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// only consider archive names matching the glob.
+    #[arg(
+        short = 'a',
+        long = "glob-archives",
+        value_name = "GLOB",
+        conflicts_with = "prefix"
+    )]
+    pub glob_archives: Option<String>,
+    /// Comma-separated list of sorting keys; valid keys are: timestamp, archive, name, id; default is: timestamp
+    #[arg(long = "sort-by", value_name = "KEYS", default_value = "timestamp")]
+    pub sort_by: String,
+    /// consider first N archives after other filters were applied
+    #[arg(long = "first", value_name = "N", value_parser = positive_int)]
+    pub first: Option<usize>,
+    /// consider last N archives after other filters were applied
+    #[arg(long = "last", value_name = "N", value_parser = positive_int, conflicts_with = "first")]
+    pub last: Option<usize>,
+}
+
+impl ArchiveFilterOpts {
+    pub fn any(&self) -> bool {
+        self.prefix.is_some()
+            || self.glob_archives.is_some()
+            || self.first.is_some()
+            || self.last.is_some()
+    }
+}
+
+pub fn positive_int(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n as usize),
+        _ => Err(format!("A positive integer is required: {s}")),
     }
 }

@@ -46,7 +46,11 @@ pub fn warn(modern_code: i32, msgid: Option<&str>, msg: &str) {
 
 pub fn add_warning(modern_code: i32) {
     let code = if modern() { modern_code } else { EXIT_WARNING };
-    STATE.lock().unwrap_or_else(|e| e.into_inner()).warnings.push(code);
+    STATE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .warnings
+        .push(code);
 }
 
 /// Raises the exit code if `ec` is more severe.
@@ -123,7 +127,9 @@ fn repo_info(e: &RepoError) -> ErrorInfo {
         RepoError::Integrity(_) => info(m, "IntegrityError", 90),
         RepoError::FileIntegrity(_) => info(m, "FileIntegrityError", 91),
         RepoError::StorageQuotaExceeded(..) => info(m, "Repository.StorageQuotaExceeded", 20),
-        RepoError::InsufficientFreeSpace(..) => info(m, "Repository.InsufficientFreeSpaceError", 14),
+        RepoError::InsufficientFreeSpace(..) => {
+            info(m, "Repository.InsufficientFreeSpaceError", 14)
+        }
         RepoError::PathPermissionDenied(_) => info(m, "Repository.PathPermissionDenied", 21),
         RepoError::AppendOnly(_) => info(format!("Error: {m}"), "Error", 2),
         RepoError::InvalidNonce(_) => info(m, "Error", 2),
@@ -183,7 +189,9 @@ fn crypto_info(e: &CryptoError) -> ErrorInfo {
         CryptoError::TamUnsupportedSuite(_) => info(m, "TAMUnsupportedSuiteError", 99),
         CryptoError::ArchiveTamInvalid => info(m, "ArchiveTAMInvalid", 95),
         CryptoError::ArchiveTamRequired(_) => info(m, "ArchiveTAMRequiredError", 96),
-        CryptoError::KeyExists(_) | CryptoError::Other(_) => info(format!("Error: {m}"), "Error", 2),
+        CryptoError::KeyExists(_) | CryptoError::Other(_) => {
+            info(format!("Error: {m}"), "Error", 2)
+        }
         CryptoError::Io { .. } => info(format!("Error: {m}"), "Error", 2),
         CryptoError::Repo(r) => repo_info(r),
     }
@@ -257,7 +265,12 @@ pub fn classify(e: &anyhow::Error) -> ErrorInfo {
 /// Logs an error like borg's top-level handler and returns its exit code.
 pub fn report(e: &anyhow::Error) -> i32 {
     let i = classify(e);
-    crate::log::log_with_msgid(crate::log::Level::Error, "borg.archiver", &i.msg, Some(&i.msgid));
+    crate::log::log_with_msgid(
+        crate::log::Level::Error,
+        "borg.archiver",
+        &i.msg,
+        Some(&i.msgid),
+    );
     if modern() {
         i.modern_rc
     } else {
@@ -274,5 +287,9 @@ pub fn show_rc(rc: i32) {
         _ if (EXIT_SIGNAL_BASE..=255).contains(&rc) => (crate::log::Level::Error, "signal"),
         _ => (crate::log::Level::Error, "abnormal"),
     };
-    crate::log::log(lvl, "borg.output.show-rc", &format!("terminating with {what} status, rc {rc}"));
+    crate::log::log(
+        lvl,
+        "borg.output.show-rc",
+        &format!("terminating with {what} status, rc {rc}"),
+    );
 }

@@ -46,7 +46,11 @@ fn float_repr(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     if f == f.trunc() && f.abs() < 1e16 {
         return format!("{f:.1}");
@@ -154,7 +158,10 @@ mod tests {
         let mut out = String::new();
         write(&v, Some("    "), 0, true, &mut out);
         assert_eq!(out, "{\n    \"a\": {},\n    \"b\": [\n        1,\n        2.5,\n        \"\\u00fc\"\n    ],\n    \"c\": []\n}");
-        assert_eq!(dumps_line(&json!({"x": 1.0, "y": "a\"b"})), "{\"x\": 1.0, \"y\": \"a\\\"b\"}");
+        assert_eq!(
+            dumps_line(&json!({"x": 1.0, "y": "a\"b"})),
+            "{\"x\": 1.0, \"y\": \"a\\\"b\"}"
+        );
         let mut o2 = String::new();
         escape_str("😀", &mut o2);
         assert_eq!(o2, "\"\\ud83d\\ude00\"");

@@ -38,7 +38,11 @@ pub struct Cli {
 /// The version line frontends parse: its second word is the borg version we are compatible
 /// with; rborg's own version follows in parentheses.
 pub fn version_line() -> String {
-    format!("borg {} (rborg {})", crate::BORG_COMPAT_VERSION, crate::RBORG_VERSION)
+    format!(
+        "borg {} (rborg {})",
+        crate::BORG_COMPAT_VERSION,
+        crate::RBORG_VERSION
+    )
 }
 
 /// The effective log level: the last level flag given wins (so the most specific level does).
@@ -96,7 +100,9 @@ pub fn run(argv: Vec<OsString>) -> i32 {
         Err(e) => {
             use clap::error::ErrorKind;
             match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     let _ = e.print();
                     return 0;
                 }
@@ -123,16 +129,27 @@ pub fn run(argv: Vec<OsString>) -> i32 {
     // SAFETY: umask has no preconditions.
     unsafe { libc::umask(cli.common.umask.unwrap_or(0o077) as libc::mode_t) };
     if cli.common.show_version {
-        crate::log::info("borg.output.show-version", &format!("borgbackup version {}", crate::BORG_COMPAT_VERSION));
+        crate::log::info(
+            "borg.output.show-version",
+            &format!("borgbackup version {}", crate::BORG_COMPAT_VERSION),
+        );
     }
     let Some(command) = cli.command else {
         let _ = Cli::command().print_help();
         return 0;
     };
     let sub_name = matches.subcommand_name().unwrap_or("").to_string();
+    let mut deepest = &matches;
+    while let Some((_, sub)) = deepest.subcommand() {
+        deepest = sub;
+    }
     let ctx = Ctx {
         common: cli.common.clone(),
-        argv: argv.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+        sub: deepest.clone(),
+        argv: argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
         log_level: level,
     };
     let result = commands::dispatch(command, &ctx);

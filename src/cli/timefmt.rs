@@ -4,10 +4,36 @@ use chrono::{DateTime, Local, Utc};
 
 /// borg's JSON/ISO timestamps: local time, naive, 6 fractional digits.
 pub fn isoformat_local(t: &DateTime<Utc>) -> String {
-    t.with_timezone(&Local).format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+    t.with_timezone(&Local)
+        .format("%Y-%m-%dT%H:%M:%S%.6f")
+        .to_string()
 }
 
 /// borg's text timestamps: `%a, %Y-%m-%d %H:%M:%S` in local time.
 pub fn format_time_local(t: &DateTime<Utc>) -> String {
-    t.with_timezone(&Local).format("%a, %Y-%m-%d %H:%M:%S").to_string()
+    t.with_timezone(&Local)
+        .format("%a, %Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// `--timestamp` text (UTC).
+pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
+    for f in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(n) = chrono::NaiveDateTime::parse_from_str(
+            s.trim_end_matches('Z').trim_end_matches("+00:00"),
+            f,
+        ) {
+            return Ok(n.and_utc());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+    }
+    Err(format!("Invalid timestamp: {s}"))
 }

@@ -5,13 +5,21 @@ pub mod host;
 pub mod users;
 // TEMPORARY until the platform branch lands: no extended metadata.
 pub mod xattr {
-    pub fn get_all(_p: &std::path::Path, _fd: Option<i32>) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, Vec<String>), std::io::Error> {
+    pub fn get_all(
+        _p: &std::path::Path,
+        _fd: Option<i32>,
+    ) -> Result<(Vec<(Vec<u8>, Vec<u8>)>, Vec<String>), std::io::Error> {
         Ok((Vec::new(), Vec::new()))
     }
 }
 pub mod acl {
     pub type Pair = (Option<Vec<u8>>, Option<Vec<u8>>);
-    pub fn get(_p: &std::path::Path, _fd: Option<i32>, _dir: bool, _n: bool) -> Result<Pair, std::io::Error> {
+    pub fn get(
+        _p: &std::path::Path,
+        _fd: Option<i32>,
+        _dir: bool,
+        _n: bool,
+    ) -> Result<Pair, std::io::Error> {
         Ok((None, None))
     }
 }

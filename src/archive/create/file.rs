@@ -34,7 +34,11 @@ fn open_noatime(path: &Path, special: bool) -> std::io::Result<File> {
     if !special {
         flags |= libc::O_NOFOLLOW;
     }
-    match std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+    {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(flags & !libc::O_NOATIME)
@@ -56,7 +60,14 @@ fn warn(res: &mut JobResult, path: &[u8], e: &std::io::Error, op: Option<&str>) 
 }
 
 /// xattrs, ACLs and flags, as borg's `stat_ext_attrs`.
-fn ext_attrs(shared: &Shared, item: &mut Item, path: &Path, fd: Option<i32>, res: &mut JobResult, apath: &[u8]) {
+fn ext_attrs(
+    shared: &Shared,
+    item: &mut Item,
+    path: &Path,
+    fd: Option<i32>,
+    res: &mut JobResult,
+    apath: &[u8],
+) {
     let o = shared.opts;
     let mode = item.mode;
     if !o.noflags {
@@ -77,7 +88,10 @@ fn ext_attrs(shared: &Shared, item: &mut Item, path: &Path, fd: Option<i32>, res
             }
             Err(e) => res.warnings.push(Warn {
                 code: 104,
-                msg: format!("{}: extended stat (xattrs): {e}", String::from_utf8_lossy(apath)),
+                msg: format!(
+                    "{}: extended stat (xattrs): {e}",
+                    String::from_utf8_lossy(apath)
+                ),
             }),
         }
     }
@@ -90,7 +104,10 @@ fn ext_attrs(shared: &Shared, item: &mut Item, path: &Path, fd: Option<i32>, res
             }
             Err(e) => res.warnings.push(Warn {
                 code: 104,
-                msg: format!("{}: extended stat (ACLs): {e}", String::from_utf8_lossy(apath)),
+                msg: format!(
+                    "{}: extended stat (ACLs): {e}",
+                    String::from_utf8_lossy(apath)
+                ),
             }),
         }
     }
@@ -105,7 +122,14 @@ pub fn process_job(shared: &Shared, job: &mut Job) -> Result<()> {
             let is_dir = item.is_dir();
             if is_dir {
                 match open_dir(&job.fs_path) {
-                    Ok(f) => ext_attrs(shared, &mut item, &job.fs_path, Some(f.as_raw_fd()), &mut res, &job.path),
+                    Ok(f) => ext_attrs(
+                        shared,
+                        &mut item,
+                        &job.fs_path,
+                        Some(f.as_raw_fd()),
+                        &mut res,
+                        &job.path,
+                    ),
                     Err(e) => {
                         warn(&mut res, &job.path, &e, None);
                         res.failed = true;
@@ -143,7 +167,9 @@ fn process_file(shared: &Shared, job: &mut Job, special: bool) -> Result<()> {
     let mut res = JobResult::default();
     let mut item = job.item.take().expect("item");
     let path = job.fs_path.clone();
-    let JobKind::File { ino, dev, .. } = job.kind else { unreachable!() };
+    let JobKind::File { ino, dev, .. } = job.kind else {
+        unreachable!()
+    };
     let f = match open_noatime(&path, special) {
         Ok(f) => f,
         Err(e) => {
@@ -188,7 +214,11 @@ fn process_file(shared: &Shared, job: &mut Job, special: bool) -> Result<()> {
     if special {
         status = 'A';
     } else {
-        let (known, ids) = shared.files.lock().unwrap_or_else(|e| e.into_inner()).lookup(&path_hash, &fstat);
+        let (known, ids) = shared
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(&path_hash, &fstat);
         match ids {
             Some(ids) => {
                 // all chunks must still be in the repository
@@ -222,7 +252,12 @@ fn process_file(shared: &Shared, job: &mut Job, special: bool) -> Result<()> {
     let chunks = match chunks {
         Some(c) => c,
         None => {
-            let refs = match read_and_store(shared, f.try_clone().map_err(|e| crate::archive::ArchiveError::io(&path, e))?, &mut stats) {
+            let refs = match read_and_store(
+                shared,
+                f.try_clone()
+                    .map_err(|e| crate::archive::ArchiveError::io(&path, e))?,
+                &mut stats,
+            ) {
                 Ok(r) => r,
                 Err(ReadError::Io(e)) => {
                     warn(&mut res, &job.path, &e, Some("read"));
@@ -259,7 +294,14 @@ fn process_file(shared: &Shared, job: &mut Job, special: bool) -> Result<()> {
     stats.nfiles = 1;
     item.size = Some(chunks.iter().map(|c| c.size as u64).sum());
     item.chunks = Some(chunks);
-    ext_attrs(shared, &mut item, &path, Some(f.as_raw_fd()), &mut res, &job.path);
+    ext_attrs(
+        shared,
+        &mut item,
+        &path,
+        Some(f.as_raw_fd()),
+        &mut res,
+        &job.path,
+    );
     res.stats = stats;
     job.item = Some(item);
     job.result = Some(res);
@@ -276,7 +318,11 @@ const WHOLE_READ: u64 = 8 << 20;
 
 /// Reads a file, chunks it and stores the chunks; big files spread their chunks over the
 /// worker pool while the reader goes on.
-fn read_and_store(shared: &Shared, mut f: File, stats: &mut Stats) -> std::result::Result<Vec<ChunkRef>, ReadError> {
+fn read_and_store(
+    shared: &Shared,
+    mut f: File,
+    stats: &mut Stats,
+) -> std::result::Result<Vec<ChunkRef>, ReadError> {
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     if len <= WHOLE_READ {
         let mut data = Vec::with_capacity(len as usize + 1);
@@ -292,8 +338,12 @@ fn read_and_store(shared: &Shared, mut f: File, stats: &mut Stats) -> std::resul
         return Ok(out);
     }
     // Large file: sequential chunking, parallel storing.
-    let results: std::sync::Mutex<Vec<(usize, std::result::Result<(ChunkRef, bool), crate::archive::ArchiveError>)>> =
-        std::sync::Mutex::new(Vec::new());
+    let results: std::sync::Mutex<
+        Vec<(
+            usize,
+            std::result::Result<(ChunkRef, bool), crate::archive::ArchiveError>,
+        )>,
+    > = std::sync::Mutex::new(Vec::new());
     let mut read_err = None;
     rayon::scope(|s| {
         for (i, chunk) in shared.chunker.reader(&mut f).enumerate() {
@@ -302,7 +352,10 @@ fn read_and_store(shared: &Shared, mut f: File, stats: &mut Stats) -> std::resul
                     let results = &results;
                     s.spawn(move |_| {
                         let r = shared.store.store(&data);
-                        results.lock().unwrap_or_else(|e| e.into_inner()).push((i, r));
+                        results
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((i, r));
                     });
                 }
                 Err(e) => {
@@ -335,7 +388,9 @@ pub fn process_stdin(shared: &Shared, src: StdinSource) -> Result<(Item, Stats)>
     let mut refs = Vec::new();
     if !shared.opts.dry_run {
         for c in shared.chunker.reader(src.reader) {
-            let data = c.map_err(|e| crate::archive::ArchiveError::io(Path::new(OsStr::from_bytes(&src.name)), e))?;
+            let data = c.map_err(|e| {
+                crate::archive::ArchiveError::io(Path::new(OsStr::from_bytes(&src.name)), e)
+            })?;
             let (r, new) = shared.store.store(&data)?;
             if new {
                 stats.usize += r.csize as u64;

@@ -88,7 +88,9 @@ pub enum JobKind {
     Status,
     Warning(Warn),
     /// An item needing only extended attributes (dirs, symlinks, devices, hardlink slaves).
-    Special { ext_attrs: bool },
+    Special {
+        ext_attrs: bool,
+    },
     /// A regular file (or special file read as one) whose content must be stored.
     File {
         special: bool,
@@ -202,7 +204,12 @@ impl Builder<'_, '_> {
             version: 1,
             name: name.as_bytes().to_vec(),
             items: self.items.chunks.clone(),
-            cmdline: self.opts.cmdline.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            cmdline: self
+                .opts
+                .cmdline
+                .iter()
+                .map(|s| s.as_bytes().to_vec())
+                .collect(),
             hostname: self.opts.hostname.as_bytes().to_vec(),
             username: self.opts.username.as_bytes().to_vec(),
             time: format_timestamp(&start),
@@ -237,7 +244,13 @@ impl Builder<'_, '_> {
     }
 
     fn commit(&mut self) -> Result<()> {
-        super::session::commit_manifest(self.repo, self.key, self.manifest, self.security, &self.opts.compression)
+        super::session::commit_manifest(
+            self.repo,
+            self.key,
+            self.manifest,
+            self.security,
+            &self.opts.compression,
+        )
     }
 
     /// Writes `<name>.checkpoint` with the items so far, commits, then forgets it in memory
@@ -396,7 +409,12 @@ fn window_len(jobs: &[Job]) -> usize {
     jobs.len()
 }
 
-fn run_window(b: &mut Builder, shared: &Shared, mut jobs: Vec<Job>, reporter: &dyn Reporter) -> Result<()> {
+fn run_window(
+    b: &mut Builder,
+    shared: &Shared,
+    mut jobs: Vec<Job>,
+    reporter: &dyn Reporter,
+) -> Result<()> {
     if jobs.is_empty() {
         return Ok(());
     }
@@ -446,7 +464,13 @@ fn run_window(b: &mut Builder, shared: &Shared, mut jobs: Vec<Job>, reporter: &d
             reporter.file_status(s, &job.path);
         }
         if res.changed {
-            reporter.warning(100, &format!("{}: file changed while we backed it up", String::from_utf8_lossy(&job.path)));
+            reporter.warning(
+                100,
+                &format!(
+                    "{}: file changed while we backed it up",
+                    String::from_utf8_lossy(&job.path)
+                ),
+            );
             reporter.file_status('C', &job.path);
         }
         b.stats += res.stats;
@@ -455,7 +479,9 @@ fn run_window(b: &mut Builder, shared: &Shared, mut jobs: Vec<Job>, reporter: &d
             reporter.progress(&b.stats, &job.path);
         }
     }
-    if b.opts.checkpoint_interval > 0 && b.last_checkpoint.elapsed().as_secs() >= b.opts.checkpoint_interval {
+    if b.opts.checkpoint_interval > 0
+        && b.last_checkpoint.elapsed().as_secs() >= b.opts.checkpoint_interval
+    {
         b.checkpoint()?;
     }
     Ok(())

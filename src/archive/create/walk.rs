@@ -8,7 +8,9 @@ use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::{CreateOptions, Job, JobKind, Warn};
-use crate::archive::item::{Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
+use crate::archive::item::{
+    Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
+};
 use crate::archive::patterns::PatternMatcher;
 
 /// borg's `make_path_safe`: no leading `/` or `../` sequences; `.` for the empty path.
@@ -213,7 +215,13 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn rec_walk(&mut self, path: &[u8], meta: std::fs::Metadata, restrict_dev: Option<u64>, strip: Option<&[u8]>) {
+    fn rec_walk(
+        &mut self,
+        path: &[u8],
+        meta: std::fs::Metadata,
+        restrict_dev: Option<u64>,
+        strip: Option<&[u8]>,
+    ) {
         let pstr = String::from_utf8_lossy(path);
         let d = self.matcher.evaluate(&pstr);
         let mut recurse_excluded = false;
@@ -293,7 +301,11 @@ impl<'a> Walker<'a> {
                         match std::fs::symlink_metadata(OsStr::from_bytes(&child)) {
                             Ok(m) => self.rec_walk(&child, m, restrict_dev, strip),
                             Err(e) => {
-                                if !self.matcher.evaluate(&String::from_utf8_lossy(&child)).include {
+                                if !self
+                                    .matcher
+                                    .evaluate(&String::from_utf8_lossy(&child))
+                                    .include
+                                {
                                     self.status('x', &child);
                                     continue;
                                 }
@@ -321,7 +333,13 @@ impl<'a> Walker<'a> {
     }
 
     /// Adds a directory item; returns its job index.
-    fn dir_item(&mut self, path: &[u8], fs_path: &Path, meta: &std::fs::Metadata, strip: Option<&[u8]>) -> Option<usize> {
+    fn dir_item(
+        &mut self,
+        path: &[u8],
+        fs_path: &Path,
+        meta: &std::fs::Metadata,
+        strip: Option<&[u8]>,
+    ) -> Option<usize> {
         let apath = Self::archive_path(path, strip)?;
         let mut item = self.stat_item(apath.clone(), meta);
         item.mode = meta.mode();
@@ -355,13 +373,21 @@ impl<'a> Walker<'a> {
             user,
             group,
             mtime: m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
-            atime: o.atime.then(|| m.atime() as i128 * 1_000_000_000 + m.atime_nsec() as i128),
+            atime: o
+                .atime
+                .then(|| m.atime() as i128 * 1_000_000_000 + m.atime_nsec() as i128),
             ctime: (!o.noctime).then(|| m.ctime() as i128 * 1_000_000_000 + m.ctime_nsec() as i128),
             ..Item::default()
         }
     }
 
-    fn process_any(&mut self, path: &[u8], fs_path: &Path, meta: &std::fs::Metadata, strip: Option<&[u8]>) {
+    fn process_any(
+        &mut self,
+        path: &[u8],
+        fs_path: &Path,
+        meta: &std::fs::Metadata,
+        strip: Option<&[u8]>,
+    ) {
         if self.opts.dry_run {
             self.status('-', path);
             return;
@@ -420,7 +446,13 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn symlink(&mut self, path: &[u8], fs_path: &Path, meta: &std::fs::Metadata, strip: Option<&[u8]>) {
+    fn symlink(
+        &mut self,
+        path: &[u8],
+        fs_path: &Path,
+        meta: &std::fs::Metadata,
+        strip: Option<&[u8]>,
+    ) {
         let Some(apath) = Self::archive_path(path, strip) else {
             return self.status('x', path);
         };
@@ -441,7 +473,13 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn special(&mut self, path: &[u8], fs_path: &Path, meta: &std::fs::Metadata, strip: Option<&[u8]>) {
+    fn special(
+        &mut self,
+        path: &[u8],
+        fs_path: &Path,
+        meta: &std::fs::Metadata,
+        strip: Option<&[u8]>,
+    ) {
         let Some(apath) = Self::archive_path(path, strip) else {
             return self.status('x', path);
         };
@@ -472,7 +510,14 @@ impl<'a> Walker<'a> {
         });
     }
 
-    fn file(&mut self, path: &[u8], fs_path: &Path, meta: &std::fs::Metadata, strip: Option<&[u8]>, special: bool) {
+    fn file(
+        &mut self,
+        path: &[u8],
+        fs_path: &Path,
+        meta: &std::fs::Metadata,
+        strip: Option<&[u8]>,
+        special: bool,
+    ) {
         let Some(apath) = Self::archive_path(path, strip) else {
             return self.status('x', path);
         };
@@ -523,8 +568,14 @@ mod tests {
         assert_eq!(normpath_bytes(b"./a//b/"), b"a/b");
         assert_eq!(strip_prefix_of(b"/a/b/./c/d"), Some(b"/a/b/".to_vec()));
         assert_eq!(strip_prefix_of(b"./c"), None);
-        assert_eq!(Walker::archive_path(b"/a/b/c/d", Some(b"/a/b/")), Some(b"c/d".to_vec()));
-        assert_eq!(Walker::archive_path(b"/a/b", Some(b"/a/b/")), Some(b".".to_vec()));
+        assert_eq!(
+            Walker::archive_path(b"/a/b/c/d", Some(b"/a/b/")),
+            Some(b"c/d".to_vec())
+        );
+        assert_eq!(
+            Walker::archive_path(b"/a/b", Some(b"/a/b/")),
+            Some(b".".to_vec())
+        );
         assert_eq!(Walker::archive_path(b"/a", Some(b"/a/b/")), None);
     }
 }

@@ -36,19 +36,25 @@ fn validate(section: &str, name: &str, value: Option<&str>) -> anyhow::Result<()
     match name {
         "segments_per_dir" | "last_segment_checked" => {
             if let Some(v) = value {
-                v.trim().parse::<i64>().map_err(|_| invalid("Invalid value"))?;
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| invalid("Invalid value"))?;
             }
         }
         "max_segment_size" | "additional_free_space" | "storage_quota" => {
             if let Some(v) = value {
                 let n = parse_file_size(v).ok_or_else(|| invalid("Invalid value"))?;
                 match name {
-                    "storage_quota" if n != 0 && n < 10_000_000 => return Err(invalid("Invalid value: storage_quota < 10M")),
+                    "storage_quota" if n != 0 && n < 10_000_000 => {
+                        return Err(invalid("Invalid value: storage_quota < 10M"))
+                    }
                     "additional_free_space" if n != 0 && n < 10_000_000 => {
                         return Err(invalid("Invalid value: additional_free_space < 10M"))
                     }
                     "max_segment_size" if n >= MAX_SEGMENT_SIZE_LIMIT => {
-                        return Err(invalid(&format!("Invalid value: max_segment_size >= {MAX_SEGMENT_SIZE_LIMIT}")))
+                        return Err(invalid(&format!(
+                            "Invalid value: max_segment_size >= {MAX_SEGMENT_SIZE_LIMIT}"
+                        )))
                     }
                     _ => {}
                 }
@@ -83,23 +89,38 @@ pub fn run(a: &ConfigArgs, ctx: &Ctx) -> anyhow::Result<()> {
         .into());
     }
     if a.cache {
-        return Err(GenericError("rborg keeps its own cache format; `config --cache` is not supported".into()).into());
+        return Err(GenericError(
+            "rborg keeps its own cache format; `config --cache` is not supported".into(),
+        )
+        .into());
     }
     let repo = ctx.repository(&loc, true)?;
     let local = repo.as_local().expect("local repository");
     let mut cfg = local.config();
     if a.list {
         crate::outln!("[repository]");
-        for key in ["version", "segments_per_dir", "max_segment_size", "storage_quota", "additional_free_space", "append_only", "id"] {
-            let v = cfg.ini.get("repository", key).map(|s| s.to_string()).unwrap_or_else(|| match key {
-                "version" => "1".into(),
-                "segments_per_dir" => "1000".into(),
-                "max_segment_size" => MAX_SEGMENT_SIZE_LIMIT.to_string(),
-                "additional_free_space" => "0".into(),
-                "storage_quota" => local.storage_quota().to_string(),
-                "append_only" => (local.is_append_only() as u8).to_string(),
-                _ => String::new(),
-            });
+        for key in [
+            "version",
+            "segments_per_dir",
+            "max_segment_size",
+            "storage_quota",
+            "additional_free_space",
+            "append_only",
+            "id",
+        ] {
+            let v = cfg
+                .ini
+                .get("repository", key)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| match key {
+                    "version" => "1".into(),
+                    "segments_per_dir" => "1000".into(),
+                    "max_segment_size" => MAX_SEGMENT_SIZE_LIMIT.to_string(),
+                    "additional_free_space" => "0".into(),
+                    "storage_quota" => local.storage_quota().to_string(),
+                    "append_only" => (local.is_append_only() as u8).to_string(),
+                    _ => String::new(),
+                });
             crate::outln!("{key} = {v}");
         }
         if let Some(v) = cfg.ini.get("repository", "last_segment_checked") {
@@ -107,7 +128,10 @@ pub fn run(a: &ConfigArgs, ctx: &Ctx) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let name = a.name.as_deref().ok_or_else(|| CommandError("No config key name was provided.".into()))?;
+    let name = a
+        .name
+        .as_deref()
+        .ok_or_else(|| CommandError("No config key name was provided.".into()))?;
     let (section, key) = match name.split_once('.') {
         Some((s, k)) if !k.contains('.') => (s.to_string(), k.to_string()),
         _ => ("repository".to_string(), name.to_string()),
@@ -123,7 +147,11 @@ pub fn run(a: &ConfigArgs, ctx: &Ctx) -> anyhow::Result<()> {
     } else {
         match cfg.ini.get(&section, &key) {
             Some(v) => crate::outln!("{v}"),
-            None => return Err(GenericError(format!("No option '{key}' in section: '{section}'")).into()),
+            None => {
+                return Err(
+                    GenericError(format!("No option '{key}' in section: '{section}'")).into(),
+                )
+            }
         }
     }
     Ok(())

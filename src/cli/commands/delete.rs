@@ -34,7 +34,12 @@ pub struct DeleteArgs {
     #[arg(long = "save-space")]
     pub save_space: bool,
     /// write checkpoint every SECONDS seconds (Default: 1800)
-    #[arg(short = 'c', long = "checkpoint-interval", value_name = "SECONDS", default_value_t = 1800)]
+    #[arg(
+        short = 'c',
+        long = "checkpoint-interval",
+        value_name = "SECONDS",
+        default_value_t = 1800
+    )]
     pub checkpoint_interval: u64,
     /// only consider archive names starting with this prefix. (deprecated)
     #[arg(short = 'P', long = "prefix", value_name = "PREFIX")]
@@ -61,10 +66,14 @@ pub struct DeleteArgs {
 
 pub fn run(a: &DeleteArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let loc = location(a.location.as_deref(), Want::Either, "REPOSITORY_OR_ARCHIVE")?;
-    let filters = a.first.is_some() || a.last.is_some() || a.prefix.is_some() || a.glob_archives.is_some();
+    let filters =
+        a.first.is_some() || a.last.is_some() || a.prefix.is_some() || a.glob_archives.is_some();
     let explicit = loc.archive.is_some() || !a.archives.is_empty();
     if filters && explicit {
-        return Err(CommandError("Mixing archive filters and explicitly named archives is not supported.".into()).into());
+        return Err(CommandError(
+            "Mixing archive filters and explicitly named archives is not supported.".into(),
+        )
+        .into());
     }
     if filters || explicit {
         return super::delete_archives::run(a, ctx, &loc);
@@ -78,9 +87,11 @@ fn delete_repository(a: &DeleteArgs, ctx: &Ctx, loc: &crate::repo::Location) -> 
     if !a.cache_only {
         if a.force == 0 {
             let mut msg = Vec::new();
-            let manifest = fetch_envelope(&*repo)
-                .ok()
-                .and_then(|env| keyblob::load_key(&*repo, env[0]).ok().and_then(|(k, _)| Manifest::load(&k, &env, "").ok()));
+            let manifest = fetch_envelope(&*repo).ok().and_then(|env| {
+                keyblob::load_key(&*repo, env[0])
+                    .ok()
+                    .and_then(|(k, _)| Manifest::load(&k, &env, "").ok())
+            });
             match &manifest {
                 Some(m) => msg.push(format!(
                     "You requested to completely DELETE the following repository *including* {} archives it contains:",
@@ -136,7 +147,14 @@ fn delete_repository(a: &DeleteArgs, ctx: &Ctx, loc: &crate::repo::Location) -> 
             crate::log::info("borg.archiver", "Would delete repository.");
             crate::log::info(
                 "borg.archiver",
-                &format!("Would {} security info.", if a.keep_security_info { "keep" } else { "delete" }),
+                &format!(
+                    "Would {} security info.",
+                    if a.keep_security_info {
+                        "keep"
+                    } else {
+                        "delete"
+                    }
+                ),
             );
         }
     }

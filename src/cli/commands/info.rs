@@ -20,8 +20,10 @@ pub struct InfoArgs {
     pub json: bool,
 }
 
-pub const DASHES: &str = "------------------------------------------------------------------------------";
-pub const STATS_HEADER: &str = "                       Original size      Compressed size    Deduplicated size";
+pub const DASHES: &str =
+    "------------------------------------------------------------------------------";
+pub const STATS_HEADER: &str =
+    "                       Original size      Compressed size    Deduplicated size";
 
 /// The `All archives:` / `Chunk index:` lines of borg's cache summary.
 pub fn cache_summary(s: &CacheStats) -> String {
@@ -49,7 +51,10 @@ pub fn basic_json(session: &Session, cache: Option<&Cache>) -> serde_json::Map<S
     let mut enc = serde_json::Map::new();
     enc.insert("mode".into(), session.key.kind.arg_name().into());
     if matches!(session.key.kind, KeyKind::Keyfile | KeyKind::KeyfileBlake2) {
-        enc.insert("keyfile".into(), session.key.target.clone().unwrap_or_default().into());
+        enc.insert(
+            "keyfile".into(),
+            session.key.target.clone().unwrap_or_default().into(),
+        );
     }
     m.insert("encryption".into(), J::Object(enc));
     if let Some(c) = cache {
@@ -82,7 +87,10 @@ pub fn run(a: &InfoArgs, ctx: &Ctx) -> anyhow::Result<()> {
     }
     if a.json {
         let mut m = basic_json(&session, Some(&cache));
-        m.insert("security_dir".into(), session.security.dir.display().to_string().into());
+        m.insert(
+            "security_dir".into(),
+            session.security.dir.display().to_string().into(),
+        );
         crate::cli::json::print(&J::Object(m));
         return Ok(());
     }
@@ -92,7 +100,10 @@ pub fn run(a: &InfoArgs, ctx: &Ctx) -> anyhow::Result<()> {
         k => format!("Encrypted: Yes ({})", k.name()),
     };
     if key.kind.name().starts_with("key file") {
-        encryption.push_str(&format!("\nKey file: {}", key.target.clone().unwrap_or_default()));
+        encryption.push_str(&format!(
+            "\nKey file: {}",
+            key.target.clone().unwrap_or_default()
+        ));
     }
     crate::outln!("Repository ID: {}", session.repo.id().hex());
     crate::outln!("Location: {}", session.repo.location().canonical_path());

@@ -15,7 +15,9 @@ use crate::repo::OpenOptions;
 fn parse_quota(s: &str) -> Result<u64, String> {
     let v = parse_file_size(s).ok_or_else(|| format!("invalid file size: {s:?}"))?;
     if v < 10_000_000 {
-        return Err(format!("quota is too small ({s}). At least 10M are required."));
+        return Err(format!(
+            "quota is too small ({s}). At least 10M are required."
+        ));
     }
     Ok(v)
 }
@@ -45,7 +47,10 @@ pub fn run(a: &InitArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let kind = KeyKind::from_arg_name(&a.encryption)
         .ok_or_else(|| UsageError(format!("invalid encryption mode {:?}", a.encryption)))?;
     let path = loc.canonical_path();
-    crate::log::info("borg.archiver", &format!("Initializing repository at \"{path}\""));
+    crate::log::info(
+        "borg.archiver",
+        &format!("Initializing repository at \"{path}\""),
+    );
     let opts = OpenOptions {
         create: true,
         exclusive: Some(true),
@@ -67,8 +72,14 @@ pub fn run(a: &InitArgs, ctx: &Ctx) -> anyhow::Result<()> {
         let key = Key::new(kind, Some(KeyMaterial::generate(kind, repo.id().0)));
         let target = keyblob::save_key(&key, &*repo, &loc, &pass, None, true)?;
         if let Some(t) = target {
-            crate::log::info("borg.crypto.key", &format!("Key in \"{}\" created.", t.display()));
-            crate::log::info("borg.crypto.key", "Keep this key safe. Your data will be inaccessible without it.");
+            crate::log::info(
+                "borg.crypto.key",
+                &format!("Key in \"{}\" created.", t.display()),
+            );
+            crate::log::info(
+                "borg.crypto.key",
+                "Keep this key safe. Your data will be inaccessible without it.",
+            );
         }
         Ok(key)
     })();

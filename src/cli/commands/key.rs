@@ -102,7 +102,10 @@ fn export(a: &ExportArgs, ctx: &Ctx) -> anyhow::Result<()> {
     if a.paper {
         write_out(a.path.as_ref(), paper.as_bytes())
     } else if a.qr_html {
-        write_out(a.path.as_ref(), keyblob::qr_html(&keyfile, &paper).as_bytes())
+        write_out(
+            a.path.as_ref(),
+            keyblob::qr_html(&keyfile, &paper).as_bytes(),
+        )
     } else {
         write_out(a.path.as_ref(), keyfile.as_bytes())
     }
@@ -131,16 +134,19 @@ fn import(a: &ImportArgs, ctx: &Ctx) -> anyhow::Result<()> {
             }
         }
     } else {
-        let path = a
-            .path
-            .as_ref()
-            .ok_or_else(|| crate::cli::exit::CommandError("expected input file to import key from".into()))?;
+        let path = a.path.as_ref().ok_or_else(|| {
+            crate::cli::exit::CommandError("expected input file to import key from".into())
+        })?;
         let mut data = String::new();
         if path.as_os_str() == "-" {
             std::io::stdin().read_to_string(&mut data)?;
         } else {
             if !path.exists() {
-                return Err(crate::cli::exit::CommandError(format!("input file to import key from does not exist: {}", path.display())).into());
+                return Err(crate::cli::exit::CommandError(format!(
+                    "input file to import key from does not exist: {}",
+                    path.display()
+                ))
+                .into());
             }
             data = std::fs::read_to_string(path).map_err(|e| CryptoError::io(path, e))?;
         }
@@ -171,7 +177,11 @@ fn change_passphrase(a: &RepoArg, ctx: &Ctx) -> anyhow::Result<()> {
         return Err(CryptoError::UnencryptedRepo.into());
     }
     let newpass = passphrase::new_passphrase(true)?;
-    let keyfile = key.target.as_ref().filter(|_| key.kind.storage() == KeyStorage::Keyfile).map(PathBuf::from);
+    let keyfile = key
+        .target
+        .as_ref()
+        .filter(|_| key.kind.storage() == KeyStorage::Keyfile)
+        .map(PathBuf::from);
     let target = keyblob::save_key(&key, &*repo, &loc, &newpass, keyfile.as_deref(), false)?;
     crate::log::info("borg.archiver", "Key updated");
     if let Some(t) = target {
@@ -187,7 +197,10 @@ fn migrate(a: &RepoArg, ctx: &Ctx) -> anyhow::Result<()> {
     let repo = ctx.repository(&loc, true)?;
     let env = fetch_envelope(&*repo)?;
     if env[0] != KeyKind::Passphrase.type_byte() {
-        return Err(crate::cli::exit::GenericError("repository is not in (legacy) passphrase mode".into()).into());
+        return Err(crate::cli::exit::GenericError(
+            "repository is not in (legacy) passphrase mode".into(),
+        )
+        .into());
     }
     let derive = |pass: &str| -> KeyMaterial {
         let mut out = [0u8; 100];

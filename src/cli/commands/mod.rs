@@ -2,6 +2,7 @@
 
 pub mod break_lock;
 pub mod config;
+pub mod create;
 pub mod delete;
 pub mod delete_archives;
 pub mod info;
@@ -17,6 +18,8 @@ use super::common::Ctx;
 pub enum Command {
     /// Initialize an empty repository
     Init(init::InitArgs),
+    /// Create new archive
+    Create(Box<create::CreateArgs>),
     /// Show archive details such as disk space used
     Info(info::InfoArgs),
     /// Manage a keyfile or repokey of a repository
@@ -46,6 +49,15 @@ pub struct VersionArgs {
 pub fn dispatch(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
     match cmd {
         Command::Init(a) => init::run(&a, ctx),
+        Command::Create(a) => {
+            if a.list {
+                crate::log::force_info("borg.output.list");
+            }
+            if a.stats || a.quick_stats {
+                crate::log::force_info("borg.output.stats");
+            }
+            create::run(&a, ctx)
+        }
         Command::Info(a) => info::run(&a, ctx),
         Command::Key(k) => key::run(k, ctx),
         Command::BreakLock(a) => break_lock::run(&a, ctx),
@@ -56,7 +68,8 @@ pub fn dispatch(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             let client = crate::BORG_COMPAT_VERSION;
             let server = match &a.location {
                 Some(l) => {
-                    let loc = super::common::location(Some(l), super::common::Want::Repo, "REPOSITORY")?;
+                    let loc =
+                        super::common::location(Some(l), super::common::Want::Repo, "REPOSITORY")?;
                     let repo = ctx.repository(&loc, false)?;
                     let (a, b, c) = repo.server_version();
                     format!("{a}.{b}.{c}")

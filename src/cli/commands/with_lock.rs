@@ -15,7 +15,11 @@ pub struct WithLockArgs {
     #[arg(value_name = "COMMAND")]
     pub command: String,
     /// command arguments
-    #[arg(value_name = "ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub args: Vec<String>,
 }
 
@@ -29,16 +33,22 @@ pub fn run(a: &WithLockArgs, ctx: &Ctx) -> anyhow::Result<()> {
     if let Some(l) = repo.as_local() {
         l.close_segment()?;
     }
-    let status = std::process::Command::new(&a.command).args(&a.args).status();
+    let status = std::process::Command::new(&a.command)
+        .args(&a.args)
+        .status();
     // Commit the no-op so the new segment number is never reused for other content.
     repo.commit(false, 0.1, false)?;
     repo.close()?;
     match status {
         Ok(s) => {
-            let rc = s.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0));
+            let rc = s.code().unwrap_or_else(|| {
+                128 + std::os::unix::process::ExitStatusExt::signal(&s).unwrap_or(0)
+            });
             set_ec(rc);
             Ok(())
         }
-        Err(e) => Err(CommandError(format!("Error while trying to run '{}': {e}", a.command)).into()),
+        Err(e) => {
+            Err(CommandError(format!("Error while trying to run '{}': {e}", a.command)).into())
+        }
     }
 }
