@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod chunkstore;
 pub mod create;
+pub mod extract;
 pub mod files_cache;
 pub mod item;
 pub mod itemstream;

@@ -3,6 +3,7 @@
 pub mod commands;
 pub mod common;
 pub mod exit;
+pub mod format;
 pub mod json;
 pub mod placeholders;
 pub mod timefmt;

@@ -9,6 +9,14 @@ pub fn isoformat_local(t: &DateTime<Utc>) -> String {
         .to_string()
 }
 
+/// Archive-level times (borg's `OutputTimestamp` of a UTC time: converted through
+/// `time.localtime`, which drops the microseconds).
+pub fn isoformat_local_secs(t: &DateTime<Utc>) -> String {
+    t.with_timezone(&Local)
+        .format("%Y-%m-%dT%H:%M:%S.000000")
+        .to_string()
+}
+
 /// borg's text timestamps: `%a, %Y-%m-%d %H:%M:%S` in local time.
 pub fn format_time_local(t: &DateTime<Utc>) -> String {
     t.with_timezone(&Local)
@@ -36,4 +44,12 @@ pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
     }
     Err(format!("Invalid timestamp: {s}"))
+}
+
+/// Python strftime (temporary: chrono's directives, with Python's 6-digit `%f`).
+pub fn strftime<Tz: chrono::TimeZone>(t: &DateTime<Tz>, fmt: &str) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    t.format(&fmt.replace("%f", "%6f")).to_string()
 }

@@ -582,8 +582,8 @@ pub fn run(a: &CreateArgs, ctx: &Ctx) -> anyhow::Result<()> {
             json!({
                 "name": created.name,
                 "id": created.id.hex(),
-                "start": crate::cli::timefmt::isoformat_local(&created.start),
-                "end": crate::cli::timefmt::isoformat_local(&created.end),
+                "start": crate::cli::timefmt::isoformat_local_secs(&created.start),
+                "end": crate::cli::timefmt::isoformat_local_secs(&created.end),
                 "duration": created.duration,
                 "stats": {
                     "original_size": created.stats.osize,

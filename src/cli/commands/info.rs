@@ -45,7 +45,7 @@ pub fn basic_json(session: &Session, cache: Option<&Cache>) -> serde_json::Map<S
         json!({
             "id": session.repo.id().hex(),
             "location": session.repo.location().canonical_path(),
-            "last_modified": crate::cli::timefmt::isoformat_local(&session.manifest.last_timestamp()),
+            "last_modified": crate::cli::timefmt::isoformat_local_secs(&session.manifest.last_timestamp()),
         }),
     );
     let mut enc = serde_json::Map::new();

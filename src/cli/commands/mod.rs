@@ -5,9 +5,11 @@ pub mod config;
 pub mod create;
 pub mod delete;
 pub mod delete_archives;
+pub mod extract;
 pub mod info;
 pub mod init;
 pub mod key;
+pub mod list;
 pub mod with_lock;
 
 use clap::Subcommand;
@@ -22,6 +24,10 @@ pub enum Command {
     Create(Box<create::CreateArgs>),
     /// Show archive details such as disk space used
     Info(info::InfoArgs),
+    /// Extract archive contents
+    Extract(extract::ExtractArgs),
+    /// List archive or repository contents
+    List(list::ListArgs),
     /// Manage a keyfile or repokey of a repository
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -59,7 +65,14 @@ pub fn dispatch(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
             create::run(&a, ctx)
         }
         Command::Info(a) => info::run(&a, ctx),
+        Command::Extract(a) => {
+            if a.list {
+                crate::log::force_info("borg.output.list");
+            }
+            extract::run(&a, ctx)
+        }
         Command::Key(k) => key::run(k, ctx),
+        Command::List(a) => list::run(&a, ctx),
         Command::BreakLock(a) => break_lock::run(&a, ctx),
         Command::WithLock(a) => with_lock::run(&a, ctx),
         Command::Config(a) => config::run(&a, ctx),

@@ -1,0 +1,706 @@
+//! `extract`: restore an archive's items below a target directory — and never anywhere else.
+//!
+//! Every path is resolved component by component with `openat(O_NOFOLLOW | O_DIRECTORY)` from
+//! the target directory's file descriptor, so neither `..` nor a symlink planted by an earlier
+//! (hostile) item can lead outside it. Files are created with `O_EXCL | O_NOFOLLOW` after
+//! removing whatever was there. Regular files of a window are written in parallel; directory
+//! attributes are restored last, deepest first.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, OsStr};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use super::item::{ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG};
+use super::meta::open_object;
+use super::{ArchiveError, Result};
+use crate::crypto::Key;
+use crate::repo::Repository;
+
+#[derive(Clone, Debug, Default)]
+pub struct ExtractOptions {
+    pub numeric_ids: bool,
+    pub noacls: bool,
+    pub noxattrs: bool,
+    pub noflags: bool,
+    pub sparse: bool,
+    pub dry_run: bool,
+    pub stdout: bool,
+}
+
+/// A per-item problem: reported as a warning (borg's BackupError family), extraction goes on.
+#[derive(Debug)]
+pub struct ItemWarning {
+    pub code: i32,
+    pub msg: String,
+}
+
+fn cstr(b: &[u8]) -> std::io::Result<CString> {
+    CString::new(b).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn last_err() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+fn errtext(e: &std::io::Error, path: &[u8]) -> String {
+    super::create::walk::os_error_text(e, path)
+}
+
+/// Resolves directories below the target without following symlinks.
+pub struct SafeRoot {
+    root: OwnedFd,
+    /// Recently used directories (relative path → fd).
+    cache: Mutex<HashMap<Vec<u8>, std::sync::Arc<OwnedFd>>>,
+}
+
+#[derive(Debug)]
+pub enum PathProblem {
+    Traversal,
+    SymlinkParent,
+    Io(std::io::Error),
+}
+
+impl SafeRoot {
+    pub fn open(dir: &std::path::Path) -> std::io::Result<SafeRoot> {
+        let c = cstr(dir.as_os_str().as_bytes())?;
+        // SAFETY: valid C string; the fd is owned below.
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(last_err());
+        }
+        Ok(SafeRoot {
+            // SAFETY: fd was just opened and is owned by nobody else.
+            root: unsafe { OwnedFd::from_raw_fd(fd) },
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Splits an archive path into safe components; `..`, empty or absolute paths are refused.
+    pub fn components(path: &[u8]) -> std::result::Result<Vec<&[u8]>, PathProblem> {
+        if path.starts_with(b"/") {
+            return Err(PathProblem::Traversal);
+        }
+        let comps: Vec<&[u8]> = path
+            .split(|b| *b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .collect();
+        if comps.iter().any(|c| *c == b"..") {
+            return Err(PathProblem::Traversal);
+        }
+        Ok(comps)
+    }
+
+    /// Opens (creating if asked) the directory `dir` (components), never following symlinks.
+    fn open_dir(
+        &self,
+        comps: &[&[u8]],
+        create: bool,
+    ) -> std::result::Result<std::sync::Arc<OwnedFd>, PathProblem> {
+        let key = comps.join(&b'/');
+        if let Some(fd) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(fd.clone());
+        }
+        let mut cur: RawFd = self.root.as_raw_fd();
+        let mut owned: Option<OwnedFd> = None;
+        for c in comps {
+            let name = cstr(c).map_err(PathProblem::Io)?;
+            // SAFETY: cur is a valid directory fd; name a valid C string.
+            let mut fd = unsafe {
+                libc::openat(
+                    cur,
+                    name.as_ptr(),
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                let e = last_err();
+                match e.raw_os_error() {
+                    Some(libc::ENOENT) if create => {
+                        // SAFETY: as above.
+                        if unsafe { libc::mkdirat(cur, name.as_ptr(), 0o777) } < 0 {
+                            let e2 = last_err();
+                            if e2.raw_os_error() != Some(libc::EEXIST) {
+                                return Err(PathProblem::Io(e2));
+                            }
+                        }
+                        // SAFETY: as above.
+                        fd = unsafe {
+                            libc::openat(
+                                cur,
+                                name.as_ptr(),
+                                libc::O_RDONLY
+                                    | libc::O_DIRECTORY
+                                    | libc::O_NOFOLLOW
+                                    | libc::O_CLOEXEC,
+                            )
+                        };
+                        if fd < 0 {
+                            return Err(PathProblem::Io(last_err()));
+                        }
+                    }
+                    Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
+                        return Err(PathProblem::SymlinkParent)
+                    }
+                    _ => return Err(PathProblem::Io(e)),
+                }
+            }
+            // SAFETY: fd is freshly opened and owned here.
+            let o = unsafe { OwnedFd::from_raw_fd(fd) };
+            cur = o.as_raw_fd();
+            owned = Some(o);
+        }
+        let fd = match owned {
+            Some(o) => std::sync::Arc::new(o),
+            // SAFETY: dup of the root fd.
+            None => std::sync::Arc::new(unsafe {
+                OwnedFd::from_raw_fd(libc::dup(self.root.as_raw_fd()))
+            }),
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 256 {
+            cache.clear();
+        }
+        cache.insert(key, fd.clone());
+        Ok(fd)
+    }
+
+    /// (parent dir fd, final name) of an archive path, creating parents.
+    pub fn parent_of(
+        &self,
+        path: &[u8],
+    ) -> std::result::Result<(std::sync::Arc<OwnedFd>, CString), PathProblem> {
+        let comps = Self::components(path)?;
+        let Some((last, parents)) = comps.split_last() else {
+            return Err(PathProblem::Traversal);
+        };
+        let fd = self.open_dir(parents, true)?;
+        Ok((fd, cstr(last).map_err(PathProblem::Io)?))
+    }
+
+    /// Forgets cached directory handles (a directory may have been replaced).
+    pub fn forget(&self) {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// Removes whatever is at `name` in `dir` (file, symlink or empty directory).
+fn remove_existing(dir: RawFd, name: &CStr) {
+    // SAFETY: valid fd and C string.
+    unsafe {
+        if libc::unlinkat(dir, name.as_ptr(), 0) < 0 {
+            libc::unlinkat(dir, name.as_ptr(), libc::AT_REMOVEDIR);
+        }
+    }
+}
+
+/// What extraction needs from the archive's items.
+pub struct Extractor<'a> {
+    pub repo: &'a dyn Repository,
+    pub key: &'a Key,
+    pub opts: ExtractOptions,
+    pub root: Option<SafeRoot>,
+    /// Hardlink masters' chunks (by archive path), for slaves whose master is not extracted.
+    pub masters: HashMap<Vec<u8>, Vec<ChunkRef>>,
+    /// Archive path → extracted (possibly stripped) path of masters that were written.
+    pub written_masters: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+    pub dirs: Vec<Item>,
+    stdout: Mutex<()>,
+}
+
+fn map_problem(p: PathProblem, path: &[u8]) -> ItemWarning {
+    let ps = String::from_utf8_lossy(path);
+    match p {
+        PathProblem::Traversal => ItemWarning {
+            code: 109,
+            msg: format!("{ps}: not extracted, path contains \"../\" (malicious or corrupted archive)"),
+        },
+        PathProblem::SymlinkParent => ItemWarning {
+            code: 108,
+            msg: format!("{ps}: not extracted, a parent directory is a symlink (malicious or corrupted archive)"),
+        },
+        PathProblem::Io(e) => ItemWarning {
+            code: super::create::walk::os_error_code(&e),
+            msg: format!("{ps}: {}", errtext(&e, path)),
+        },
+    }
+}
+
+impl<'a> Extractor<'a> {
+    pub fn new(
+        repo: &'a dyn Repository,
+        key: &'a Key,
+        opts: ExtractOptions,
+        target: Option<&std::path::Path>,
+    ) -> Result<Self> {
+        let root = match target {
+            Some(t) if !opts.dry_run && !opts.stdout => {
+                Some(SafeRoot::open(t).map_err(|e| ArchiveError::io(t, e))?)
+            }
+            _ => None,
+        };
+        Ok(Extractor {
+            repo,
+            key,
+            opts,
+            root,
+            masters: HashMap::new(),
+            written_masters: Mutex::new(HashMap::new()),
+            dirs: Vec::new(),
+            stdout: Mutex::new(()),
+        })
+    }
+
+    /// Fetches and verifies a file's chunks (decryption and decompression in parallel).
+    pub fn fetch_chunks(&self, chunks: &[ChunkRef]) -> Result<Vec<Vec<u8>>> {
+        let envs: Vec<_> = self
+            .repo
+            .get_many(chunks.iter().map(|c| c.id).collect())
+            .collect();
+        chunks
+            .par_iter()
+            .zip(envs.into_par_iter())
+            .map(|(c, env)| open_object(self.key, &c.id, &env?, Some(c.size as usize)))
+            .collect()
+    }
+
+    /// Streams a file's content to `out` in batches (bounded memory for big files).
+    fn write_content(
+        &self,
+        chunks: &[ChunkRef],
+        out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<std::result::Result<u64, std::io::Error>> {
+        let mut total = 0u64;
+        for batch in chunks.chunks(16) {
+            let data = self.fetch_chunks(batch)?;
+            for d in data {
+                total += d.len() as u64;
+                if let Err(e) = out(&d) {
+                    return Ok(Err(e));
+                }
+            }
+        }
+        Ok(Ok(total))
+    }
+
+    /// Chunks of a regular-file item (its own, or its master's for a slave).
+    fn chunks_of<'i>(&'i self, item: &'i Item) -> Option<&'i [ChunkRef]> {
+        if let Some(c) = &item.chunks {
+            return Some(c);
+        }
+        item.source
+            .as_ref()
+            .and_then(|s| self.masters.get(s))
+            .map(|v| v.as_slice())
+    }
+
+    /// Extracts one non-directory item at `dest` (its possibly stripped path).
+    pub fn extract_item(&self, item: &Item, dest: &[u8]) -> Result<Vec<ItemWarning>> {
+        let mut warnings = Vec::new();
+        let damaged = item.chunks_healthy.is_some();
+        if self.opts.dry_run || self.opts.stdout {
+            if item.is_reg() {
+                if let Some(chunks) = self.chunks_of(item) {
+                    let mut size = 0u64;
+                    if self.opts.stdout {
+                        let _g = self.stdout.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut so = std::io::stdout().lock();
+                        match self.write_content(chunks, &mut |d| so.write_all(d))? {
+                            Ok(n) => size = n,
+                            Err(e) => return Err(ArchiveError::io("<stdout>", e)),
+                        }
+                        let _ = so.flush();
+                    } else {
+                        for batch in chunks.chunks(64) {
+                            size += self
+                                .fetch_chunks(batch)?
+                                .iter()
+                                .map(|d| d.len() as u64)
+                                .sum::<u64>();
+                        }
+                    }
+                    if item.chunks.is_some() {
+                        if let Some(s) = item.size {
+                            if s != size {
+                                warnings.push(ItemWarning {
+                                    code: 102,
+                                    msg: format!("{}: Size inconsistency detected: size {s}, chunks size {size}", item.path_str()),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            if damaged {
+                warnings.push(damaged_warning(item));
+            }
+            return Ok(warnings);
+        }
+        let root = self.root.as_ref().expect("target directory");
+        let (dir, name) = match root.parent_of(dest) {
+            Ok(x) => x,
+            Err(p) => {
+                warnings.push(map_problem(p, dest));
+                return Ok(warnings);
+            }
+        };
+        let dfd = dir.as_raw_fd();
+        remove_existing(dfd, &name);
+        let ftype = item.file_type();
+        // hardlink slave whose master was extracted: link to it
+        if item.is_hardlink_slave() {
+            let src = item.source.clone().unwrap_or_default();
+            let target = self
+                .written_masters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&src)
+                .cloned();
+            if let Some(t) = target {
+                match root.parent_of(&t) {
+                    Ok((sdir, sname)) => {
+                        // SAFETY: valid fds and C strings; flags 0 = do not follow.
+                        if unsafe {
+                            libc::linkat(sdir.as_raw_fd(), sname.as_ptr(), dfd, name.as_ptr(), 0)
+                        } == 0
+                        {
+                            return Ok(warnings);
+                        }
+                        let e = last_err();
+                        warnings.push(map_problem(PathProblem::Io(e), dest));
+                        return Ok(warnings);
+                    }
+                    Err(_) => {
+                        warnings.push(ItemWarning {
+                            code: 110,
+                            msg: format!(
+                                "{}: not extracted, hardlink source path is unsafe (malicious or corrupted archive)",
+                                String::from_utf8_lossy(dest)
+                            ),
+                        });
+                        return Ok(warnings);
+                    }
+                }
+            }
+        }
+        match ftype {
+            S_IFREG => {
+                let Some(chunks) = self.chunks_of(item) else {
+                    warnings.push(ItemWarning {
+                        code: 102,
+                        msg: format!(
+                            "{}: hardlink master not found in archive",
+                            String::from_utf8_lossy(dest)
+                        ),
+                    });
+                    return Ok(warnings);
+                };
+                // SAFETY: valid fd and C string.
+                let fd = unsafe {
+                    libc::openat(
+                        dfd,
+                        name.as_ptr(),
+                        libc::O_WRONLY
+                            | libc::O_CREAT
+                            | libc::O_EXCL
+                            | libc::O_NOFOLLOW
+                            | libc::O_CLOEXEC,
+                        0o600,
+                    )
+                };
+                if fd < 0 {
+                    warnings.push(map_problem(PathProblem::Io(last_err()), dest));
+                    return Ok(warnings);
+                }
+                // SAFETY: fd freshly opened and owned by the File.
+                let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+                let sparse = self.opts.sparse;
+                let mut pos = 0u64;
+                let r = self.write_content(chunks, &mut |d| {
+                    if sparse && crate::chunker::is_all_zero(d) {
+                        use std::io::Seek;
+                        f.seek(std::io::SeekFrom::Current(d.len() as i64))?;
+                    } else {
+                        f.write_all(d)?;
+                    }
+                    pos += d.len() as u64;
+                    Ok(())
+                })?;
+                let finished = r.and_then(|_| f.set_len(pos));
+                if let Err(e) = finished {
+                    // do not leave a partial file that looks complete
+                    drop(f);
+                    // SAFETY: valid fd and name.
+                    unsafe { libc::unlinkat(dfd, name.as_ptr(), 0) };
+                    warnings.push(ItemWarning {
+                        code: super::create::walk::os_error_code(&e),
+                        msg: format!(
+                            "{}: write: {}",
+                            String::from_utf8_lossy(dest),
+                            errtext(&e, dest)
+                        ),
+                    });
+                    return Ok(warnings);
+                }
+                self.restore_attrs_fd(f.as_raw_fd(), item, dest, &mut warnings);
+                if item.chunks.is_some() {
+                    if let Some(s) = item.size {
+                        if s != pos {
+                            warnings.push(ItemWarning {
+                                code: 102,
+                                msg: format!(
+                                    "{}: Size inconsistency detected: size {s}, chunks size {pos}",
+                                    item.path_str()
+                                ),
+                            });
+                        }
+                    }
+                }
+                if item.hardlink_master == Some(true) {
+                    self.written_masters
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(item.path.clone(), dest.to_vec());
+                }
+                if damaged {
+                    warnings.push(damaged_warning(item));
+                }
+            }
+            S_IFLNK => {
+                let src = cstr(item.source.as_deref().unwrap_or(b""))
+                    .map_err(|e| ArchiveError::io(item.path_str(), e))?;
+                // SAFETY: valid strings and fd.
+                if unsafe { libc::symlinkat(src.as_ptr(), dfd, name.as_ptr()) } < 0 {
+                    warnings.push(map_problem(PathProblem::Io(last_err()), dest));
+                    return Ok(warnings);
+                }
+                self.restore_attrs_at(dfd, &name, item, true, dest, &mut warnings);
+            }
+            S_IFIFO | S_IFCHR | S_IFBLK => {
+                let rdev = item.rdev.unwrap_or(0) as libc::dev_t;
+                // SAFETY: valid fd and name.
+                if unsafe { libc::mknodat(dfd, name.as_ptr(), item.mode as libc::mode_t, rdev) } < 0
+                {
+                    warnings.push(map_problem(PathProblem::Io(last_err()), dest));
+                    return Ok(warnings);
+                }
+                self.restore_attrs_at(dfd, &name, item, false, dest, &mut warnings);
+                if item.hardlink_master == Some(true) {
+                    self.written_masters
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(item.path.clone(), dest.to_vec());
+                }
+            }
+            _ => warnings.push(ItemWarning {
+                code: 102,
+                msg: format!(
+                    "{}: unknown archive item type {:o}",
+                    item.path_str(),
+                    item.mode
+                ),
+            }),
+        }
+        Ok(warnings)
+    }
+
+    /// Creates a directory (attributes are restored later by [`Extractor::restore_dir`]).
+    pub fn make_dir(&self, dest: &[u8]) -> Vec<ItemWarning> {
+        let mut w = Vec::new();
+        if self.opts.dry_run || self.opts.stdout {
+            return w;
+        }
+        let root = self.root.as_ref().expect("target");
+        match SafeRoot::components(dest) {
+            Ok(c) if c.is_empty() => {}
+            Ok(c) => {
+                // an existing non-directory at the place is replaced
+                if let Ok((dir, name)) = root.parent_of(dest) {
+                    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                    // SAFETY: valid fd/name/out-pointer.
+                    let r = unsafe {
+                        libc::fstatat(
+                            dir.as_raw_fd(),
+                            name.as_ptr(),
+                            &mut st,
+                            libc::AT_SYMLINK_NOFOLLOW,
+                        )
+                    };
+                    if r == 0 && (st.st_mode & libc::S_IFMT) != libc::S_IFDIR {
+                        remove_existing(dir.as_raw_fd(), &name);
+                        root.forget();
+                    }
+                }
+                if let Err(p) = root.open_dir(&c, true) {
+                    w.push(map_problem(p, dest));
+                }
+            }
+            Err(p) => w.push(map_problem(p, dest)),
+        }
+        w
+    }
+
+    /// Restores a directory's attributes (after its contents were written).
+    pub fn restore_dir(&self, item: &Item, dest: &[u8]) -> Vec<ItemWarning> {
+        let mut w = Vec::new();
+        let root = self.root.as_ref().expect("target");
+        let comps = match SafeRoot::components(dest) {
+            Ok(c) => c,
+            Err(p) => {
+                w.push(map_problem(p, dest));
+                return w;
+            }
+        };
+        match root.open_dir(&comps, false) {
+            Ok(fd) => self.restore_attrs_fd(fd.as_raw_fd(), item, dest, &mut w),
+            Err(p) => w.push(map_problem(p, dest)),
+        }
+        w
+    }
+
+    fn owner(&self, item: &Item) -> (u32, u32) {
+        let mut uid = item.uid.unwrap_or(0);
+        let mut gid = item.gid.unwrap_or(0);
+        if !self.opts.numeric_ids {
+            if let Some(Some(u)) = &item.user {
+                if let Some(x) = crate::platform::users::user2uid(&String::from_utf8_lossy(u)) {
+                    uid = x;
+                }
+            }
+            if let Some(Some(g)) = &item.group {
+                if let Some(x) = crate::platform::users::group2gid(&String::from_utf8_lossy(g)) {
+                    gid = x;
+                }
+            }
+        }
+        (uid, gid)
+    }
+
+    fn times(item: &Item) -> [libc::timespec; 2] {
+        let ts = |ns: i128| libc::timespec {
+            tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t,
+            tv_nsec: ns.rem_euclid(1_000_000_000) as libc::c_long,
+        };
+        [ts(item.atime.unwrap_or(item.mtime)), ts(item.mtime)]
+    }
+
+    fn restore_attrs_fd(&self, fd: RawFd, item: &Item, dest: &[u8], w: &mut Vec<ItemWarning>) {
+        let (uid, gid) = self.owner(item);
+        // SAFETY: valid fd for all calls below.
+        unsafe {
+            let _ = libc::fchown(fd, uid, gid);
+            libc::fchmod(fd, (item.mode & 0o7777) as libc::mode_t);
+        }
+        let p = proc_fd_path(fd);
+        self.restore_ext(&p, Some(fd), item, dest, w);
+        let times = Self::times(item);
+        // SAFETY: valid fd and timespec array.
+        unsafe { libc::futimens(fd, times.as_ptr()) };
+        if !self.opts.noflags {
+            if let Some(f) = item.bsdflags {
+                let _ = crate::platform::flags::set(&p, Some(fd), f);
+            }
+        }
+    }
+
+    fn restore_attrs_at(
+        &self,
+        dfd: RawFd,
+        name: &CStr,
+        item: &Item,
+        symlink: bool,
+        dest: &[u8],
+        w: &mut Vec<ItemWarning>,
+    ) {
+        let (uid, gid) = self.owner(item);
+        // SAFETY: valid fd and name.
+        unsafe {
+            let _ = libc::fchownat(dfd, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW);
+            if !symlink {
+                libc::fchmodat(dfd, name.as_ptr(), (item.mode & 0o7777) as libc::mode_t, 0);
+            }
+        }
+        let mut p = proc_fd_path(dfd);
+        p.push(OsStr::from_bytes(name.to_bytes()));
+        self.restore_ext(&p, None, item, dest, w);
+        let times = Self::times(item);
+        // SAFETY: valid fd, name and timespecs.
+        unsafe {
+            libc::utimensat(
+                dfd,
+                name.as_ptr(),
+                times.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+    }
+
+    fn restore_ext(
+        &self,
+        path: &std::path::Path,
+        fd: Option<RawFd>,
+        item: &Item,
+        dest: &[u8],
+        w: &mut Vec<ItemWarning>,
+    ) {
+        if !self.opts.noacls && (item.acl_access.is_some() || item.acl_default.is_some()) {
+            if let Err(e) = crate::platform::acl::set(
+                path,
+                fd,
+                item.acl_access.as_deref(),
+                item.acl_default.as_deref(),
+                self.opts.numeric_ids,
+            ) {
+                w.push(ItemWarning {
+                    code: 104,
+                    msg: format!("{}: acl: {e}", String::from_utf8_lossy(dest)),
+                });
+            }
+        }
+        if !self.opts.noxattrs {
+            if let Some(x) = &item.xattrs {
+                for msg in crate::platform::xattr::set_all(path, fd, x) {
+                    w.push(ItemWarning { code: 1, msg });
+                }
+            }
+        }
+    }
+}
+
+fn proc_fd_path(fd: RawFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{fd}"))
+}
+
+fn damaged_warning(item: &Item) -> ItemWarning {
+    ItemWarning {
+        code: 102,
+        msg: format!(
+            "{}: File has damaged (all-zero) chunks. Try running borg check --repair.",
+            item.path_str()
+        ),
+    }
+}
+
+/// Is an item a regular-file-like thing that takes the parallel path?
+pub fn is_parallel_file(item: &Item) -> bool {
+    item.file_type() == S_IFREG && !item.is_hardlink_slave()
+}
+
+pub fn is_dir(item: &Item) -> bool {
+    item.mode & S_IFMT == S_IFDIR
+}

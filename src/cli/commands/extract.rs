@@ -1,0 +1,223 @@
+//! `borg extract`: restore archive contents into the current directory.
+
+use clap::Args;
+
+use crate::archive::extract::{is_dir, is_parallel_file, ExtractOptions, Extractor, ItemWarning};
+use crate::archive::item::Item;
+use crate::archive::itemstream::ItemReader;
+use crate::archive::manifest::Operation;
+use crate::archive::meta::ArchiveMeta;
+use crate::archive::patterns::{strip_components, PatternMatcher};
+use crate::archive::ArchiveError;
+use crate::cli::common::{location, Ctx, PatternOpts, Want};
+use crate::cli::exit;
+
+#[derive(Args, Debug)]
+pub struct ExtractArgs {
+    /// output verbose list of items (files, dirs, ...)
+    #[arg(long = "list")]
+    pub list: bool,
+    /// do not actually change any files
+    #[arg(short = 'n', long = "dry-run")]
+    pub dry_run: bool,
+    /// only obey numeric user and group identifiers
+    #[arg(long = "numeric-ids", visible_alias = "numeric-owner")]
+    pub numeric_ids: bool,
+    /// do not extract/set flags (e.g. NODUMP, IMMUTABLE)
+    #[arg(long = "noflags", visible_alias = "nobsdflags")]
+    pub noflags: bool,
+    /// do not extract/set ACLs
+    #[arg(long = "noacls")]
+    pub noacls: bool,
+    /// do not extract/set xattrs
+    #[arg(long = "noxattrs")]
+    pub noxattrs: bool,
+    /// write all extracted data to stdout
+    #[arg(long = "stdout")]
+    pub stdout: bool,
+    /// create holes in output sparse file from all-zero chunks
+    #[arg(long = "sparse")]
+    pub sparse: bool,
+    #[command(flatten)]
+    pub patterns: PatternOpts,
+    /// Remove the specified number of leading path elements. Paths with fewer elements will be silently skipped.
+    #[arg(long = "strip-components", value_name = "NUMBER", default_value_t = 0)]
+    pub strip_components: usize,
+    /// archive to extract
+    #[arg(value_name = "ARCHIVE")]
+    pub location: String,
+    /// paths to extract; patterns are supported
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+fn report(ws: Vec<ItemWarning>) {
+    for w in ws {
+        exit::warn(w.code, Some(warning_msgid(w.code)), &w.msg);
+    }
+}
+
+fn warning_msgid(code: i32) -> &'static str {
+    match code {
+        101 => "IncludePatternNeverMatchedWarning",
+        102 => "BackupError",
+        104 => "BackupOSError",
+        105 => "BackupPermissionError",
+        106 => "BackupIOError",
+        107 => "BackupFileNotFoundError",
+        108 => "BackupSymlinkParentError",
+        109 => "BackupPathTraversalError",
+        110 => "BackupHardlinkSourceError",
+        _ => "BorgWarning",
+    }
+}
+
+/// Loads an archive's metadata by name.
+pub fn load_archive(
+    session: &crate::archive::session::Session,
+    name: &str,
+) -> anyhow::Result<ArchiveMeta> {
+    let entry = session
+        .manifest
+        .get(name)
+        .ok_or_else(|| ArchiveError::DoesNotExist(name.to_string()))?;
+    Ok(ArchiveMeta::load(&*session.repo, &session.key, &entry.id)?)
+}
+
+const WINDOW: usize = 512;
+
+pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
+    let loc = location(Some(&a.location), Want::Archive, "ARCHIVE")?;
+    let mut pargs = a.patterns.build(&ctx.sub)?;
+    // `R` roots act as PATHs when no PATH is given
+    let mut paths = a.paths.clone();
+    if paths.is_empty() {
+        paths = std::mem::take(&mut pargs.roots);
+    }
+    let matcher = PatternMatcher::for_archive(pargs.patterns, &paths)
+        .map_err(|e| exit::GenericError(e.to_string()))?;
+    let session = ctx.session(&loc, false, Operation::Read)?;
+    let name = loc.archive.clone().unwrap_or_default();
+    let meta = load_archive(&session, &name)?;
+    let opts = ExtractOptions {
+        numeric_ids: a.numeric_ids,
+        noacls: a.noacls,
+        noxattrs: a.noxattrs,
+        noflags: a.noflags,
+        sparse: a.sparse,
+        dry_run: a.dry_run,
+        stdout: a.stdout,
+    };
+    let cwd = std::env::current_dir()?;
+    let mut ex = Extractor::new(&*session.repo, &session.key, opts, Some(&cwd))?;
+    let consider_parts = ctx.common.consider_part_files;
+    let strip = a.strip_components;
+    let selected = |item: &Item| -> Option<Vec<u8>> {
+        if item.part.is_some() && !consider_parts {
+            return None;
+        }
+        let p = item.path_str();
+        if !matcher.is_included(&p) {
+            return None;
+        }
+        if strip == 0 {
+            return Some(item.path.clone());
+        }
+        strip_components(&p, strip).map(|s| s.as_bytes().to_vec())
+    };
+    let mut progress = None;
+    if ctx.common.progress {
+        let mut total = 0u64;
+        for item in ItemReader::new(&*session.repo, &session.key, &meta.items) {
+            let item = item?;
+            if selected(&item).is_some() {
+                total += item.content_size();
+            }
+        }
+        progress = Some((
+            crate::log::ProgressPercent::new(total, "%5.1f%% Extracting: %s", "extract"),
+            0u64,
+        ));
+    }
+    let mut window: Vec<(Item, Vec<u8>)> = Vec::new();
+    let flush = |window: &mut Vec<(Item, Vec<u8>)>,
+                 ex: &mut Extractor,
+                 progress: &mut Option<(crate::log::ProgressPercent, u64)>|
+     -> anyhow::Result<()> {
+        // directories first (in order), then regular files in parallel, then the rest in order
+        for (item, dest) in window.iter() {
+            if is_dir(item) {
+                report(ex.make_dir(dest));
+            }
+        }
+        let dups = {
+            let mut seen = std::collections::HashSet::new();
+            window.iter().any(|(_, d)| !seen.insert(d.clone()))
+        };
+        let files: Vec<&(Item, Vec<u8>)> =
+            window.iter().filter(|(i, _)| is_parallel_file(i)).collect();
+        let results: Vec<anyhow::Result<Vec<ItemWarning>>> = if dups || a.stdout {
+            files
+                .iter()
+                .map(|(i, d)| Ok(ex.extract_item(i, d)?))
+                .collect()
+        } else {
+            use rayon::prelude::*;
+            let exr = &*ex;
+            files
+                .par_iter()
+                .map(|(i, d)| Ok(exr.extract_item(i, d)?))
+                .collect()
+        };
+        for r in results {
+            report(r?);
+        }
+        for (item, dest) in window.iter() {
+            if !is_dir(item) && !is_parallel_file(item) {
+                report(ex.extract_item(item, dest)?);
+            }
+            if let Some((p, done)) = progress.as_mut() {
+                *done += item.content_size();
+                p.show_with(*done, Some(&String::from_utf8_lossy(dest)));
+            }
+        }
+        for (item, dest) in window.drain(..) {
+            if is_dir(&item) && !ex.opts.dry_run && !ex.opts.stdout {
+                ex.dirs.push(Item { path: dest, ..item });
+            }
+        }
+        Ok(())
+    };
+    for item in ItemReader::new(&*session.repo, &session.key, &meta.items) {
+        let item = item?;
+        if item.hardlink_master == Some(true) {
+            if let Some(c) = &item.chunks {
+                ex.masters.insert(item.path.clone(), c.clone());
+            }
+        }
+        let Some(dest) = selected(&item) else {
+            continue;
+        };
+        if a.list {
+            crate::log::info("borg.output.list", &String::from_utf8_lossy(&dest));
+        }
+        window.push((item, dest));
+        if window.len() >= WINDOW {
+            flush(&mut window, &mut ex, &mut progress)?;
+        }
+    }
+    flush(&mut window, &mut ex, &mut progress)?;
+    if let Some((mut p, _)) = progress {
+        p.finish();
+    }
+    // directory attributes last, deepest (latest) first
+    let dirs = std::mem::take(&mut ex.dirs);
+    for d in dirs.iter().rev() {
+        let dest = d.path.clone();
+        report(ex.restore_dir(d, &dest));
+    }
+    for w in matcher.never_matched_warnings() {
+        exit::warn(101, Some("IncludePatternNeverMatchedWarning"), &w);
+    }
+    Ok(())
+}
