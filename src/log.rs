@@ -66,14 +66,18 @@ pub fn force_info(logger: &'static str) {
 }
 
 pub fn enabled(lvl: Level, logger: &str) -> bool {
-    if lvl >= level() {
-        return true;
-    }
-    lvl >= Level::Info
-        && FORCED
+    let forced = || {
+        FORCED
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains(&logger)
+    };
+    // borg's output loggers have their own level: INFO when their option is given, else
+    // WARNING, whatever the global level is.
+    if logger.starts_with("borg.output.") {
+        return lvl >= Level::Warning || (lvl >= Level::Info && forced());
+    }
+    lvl >= level() || (lvl >= Level::Info && forced())
 }
 
 pub fn unix_time() -> f64 {

@@ -350,7 +350,7 @@ mod tests {
     #[test]
     fn borg_item_vectors_roundtrip_bytes() {
         let p = format!(
-            "{}/../shared/spec/vectors/items.json",
+            "{}/tests/data/vectors/items.json",
             env!("CARGO_MANIFEST_DIR")
         );
         let v: serde_json::Value =

@@ -1,6 +1,7 @@
 //! Archives: manifest, archive metadata, items, caches, and the create/extract pipelines.
 
 pub mod cache;
+pub mod check;
 pub mod chunkstore;
 pub mod create;
 pub mod extract;

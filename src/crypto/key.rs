@@ -519,10 +519,7 @@ mod tests {
     use serde_json::Value as J;
 
     fn vectors(name: &str) -> J {
-        let p = format!(
-            "{}/../shared/spec/vectors/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let p = format!("{}/tests/data/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
     }
     fn h(v: &J) -> Vec<u8> {

@@ -477,10 +477,7 @@ mod tests {
     use serde_json::Value as J;
 
     fn vectors(name: &str) -> J {
-        let p = format!(
-            "{}/../shared/spec/vectors/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let p = format!("{}/tests/data/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
     }
     fn h(v: &J) -> Vec<u8> {
@@ -516,7 +513,7 @@ mod tests {
 
     #[test]
     fn paper_vector_roundtrip() {
-        let dir = format!("{}/../shared/spec/vectors", env!("CARGO_MANIFEST_DIR"));
+        let dir = format!("{}/tests/data/vectors", env!("CARGO_MANIFEST_DIR"));
         let export = std::fs::read_to_string(format!("{dir}/fixture-key-export.txt")).unwrap();
         let paper = std::fs::read_to_string(format!("{dir}/fixture-key-paper.txt")).unwrap();
         let mut lines = export.lines();

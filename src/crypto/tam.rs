@@ -137,10 +137,7 @@ mod tests {
     use serde_json::Value as J;
 
     fn vectors() -> J {
-        let p = format!(
-            "{}/../shared/spec/vectors/tam.json",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let p = format!("{}/tests/data/vectors/tam.json", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
     }
     fn h(v: &J) -> Vec<u8> {

@@ -1,6 +1,7 @@
 //! One module per borg subcommand; [`dispatch`] runs the parsed command.
 
 pub mod break_lock;
+pub mod check;
 pub mod config;
 pub mod create;
 pub mod delete;
@@ -28,6 +29,8 @@ pub enum Command {
     Extract(extract::ExtractArgs),
     /// List archive or repository contents
     List(list::ListArgs),
+    /// Check repository consistency
+    Check(check::CheckArgs),
     /// Manage a keyfile or repokey of a repository
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -73,6 +76,7 @@ pub fn dispatch(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
         }
         Command::Key(k) => key::run(k, ctx),
         Command::List(a) => list::run(&a, ctx),
+        Command::Check(a) => check::run(&a, ctx),
         Command::BreakLock(a) => break_lock::run(&a, ctx),
         Command::WithLock(a) => with_lock::run(&a, ctx),
         Command::Config(a) => config::run(&a, ctx),
