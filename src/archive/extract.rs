@@ -674,8 +674,11 @@ impl<'a> Extractor<'a> {
         }
         if !self.opts.noxattrs {
             if let Some(x) = &item.xattrs {
-                for msg in crate::platform::xattr::set_all(path, fd, x) {
-                    w.push(ItemWarning { code: 1, msg });
+                for e in crate::platform::xattr::set_all(path, fd, x) {
+                    w.push(ItemWarning {
+                        code: 1,
+                        msg: format!("{}: when setting extended attribute: {e}", String::from_utf8_lossy(dest)),
+                    });
                 }
             }
         }

@@ -202,7 +202,12 @@ impl Item {
             pack_map_len(out, x.len());
             for (k, v) in x {
                 pack_raw(out, &k);
-                pack_raw(out, &v);
+                // borg stores an empty value as None (nil)
+                if v.is_empty() {
+                    pack_nil(out);
+                } else {
+                    pack_raw(out, &v);
+                }
             }
         }
     }
@@ -254,7 +259,8 @@ impl Item {
                 b"xattrs" => {
                     let mut x = Vec::new();
                     for (k, v) in val.into_map()? {
-                        x.push((k.into_bytes()?, v.into_bytes()?));
+                        let v = if v.is_nil() { Vec::new() } else { v.into_bytes()? };
+                        x.push((k.into_bytes()?, v));
                     }
                     it.xattrs = Some(x);
                 }

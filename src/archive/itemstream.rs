@@ -11,10 +11,12 @@ use super::item::Item;
 use super::meta::{open_object, store_object};
 use super::{ArchiveError, Result};
 
+type Fetch<'a> = Box<dyn Iterator<Item = (ObjectId, crate::repo::GetResult)> + 'a>;
+
 /// Reads the items of an archive in order, fetching item chunks ahead.
 pub struct ItemReader<'a> {
     key: &'a Key,
-    fetch: Box<dyn Iterator<Item = (ObjectId, crate::repo::GetResult)> + 'a>,
+    fetch: Fetch<'a>,
     buf: Vec<u8>,
     pos: usize,
     done: bool,

@@ -312,7 +312,7 @@ fn set_mtimes(root: &Path) {
 /// Compares a restored tree with its source: type, mode, owner, size, content, symlink
 /// target, ns mtime, hardlink structure, xattrs, ACLs. Returns a list of differences.
 pub fn tree_diff(a: &Path, b: &Path) -> Vec<String> {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut diffs = Vec::new();
     let mut ino_a: BTreeMap<u64, String> = BTreeMap::new();
     let mut ino_b: BTreeMap<u64, String> = BTreeMap::new();

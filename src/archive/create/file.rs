@@ -78,12 +78,15 @@ fn ext_attrs(
     }
     if !o.noxattrs {
         match crate::platform::xattr::get_all(path, fd) {
-            Ok((x, warnings)) => {
-                for w in warnings {
-                    res.warnings.push(Warn { code: 1, msg: w });
+            Ok(list) => {
+                for w in list.warnings {
+                    res.warnings.push(Warn {
+                        code: 1,
+                        msg: format!("{}: when getting extended attribute: {w}", String::from_utf8_lossy(apath)),
+                    });
                 }
-                if !x.is_empty() {
-                    item.xattrs = Some(x);
+                if !list.attrs.is_empty() {
+                    item.xattrs = Some(list.attrs);
                 }
             }
             Err(e) => res.warnings.push(Warn {

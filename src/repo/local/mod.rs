@@ -846,7 +846,16 @@ impl Repository for LocalRepository {
         if let Some(&(seg, off)) = inner.index.as_ref().expect("index").get(id) {
             delete_bookkeeping(inner, id, seg, off)?;
         }
-        let (seg, off) = inner.io.write_put(id, data, false)?.expect("no raise_full");
+        let (seg, off) = match inner.io.write_put(id, data, false) {
+            Ok(r) => r.expect("no raise_full"),
+            Err(e) => {
+                if is_enospc(&e) {
+                    crate::log::warning(LOGGER, "No space left on device, cleaning up partial transaction to free space.");
+                    let _ = self.rollback_inner(inner, true);
+                }
+                return Err(e);
+            }
+        };
         let h = &mut inner.txn.as_mut().expect("txn").hints;
         h.storage_quota_use += (data.len() + PUT_HEADER_SIZE) as u64;
         *h.segments.entry(seg).or_insert(0) += 1;
@@ -1056,6 +1065,10 @@ fn delete_bookkeeping(inner: &mut Inner, id: &ObjectId, seg: u32, off: u32) -> R
     *h.compact.entry(dseg).or_insert(0) += dsize as u64;
     h.segments.entry(dseg).or_insert(0);
     Ok(())
+}
+
+fn is_enospc(e: &RepoError) -> bool {
+    matches!(e, RepoError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
 }
 
 /// Reads a nonce file (16 hex digits, big-endian u64); `None` if absent.
