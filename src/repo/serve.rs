@@ -72,7 +72,7 @@ fn parse_file_size(s: &str) -> Option<u64> {
         _ => (s, 1.0),
     };
     let v: f64 = num.parse().ok()?;
-    (v >= 0.0).then(|| (v * factor) as u64)
+    (v >= 0.0).then_some((v * factor) as u64)
 }
 
 /// Options `borg serve` understands. `strict` rejects unknown options (own command line);
@@ -131,8 +131,9 @@ fn parse(args: &[String], strict: bool) -> Result<Parsed, String> {
             "--restrict-to-repository" => p.opts.restrict_to_repositories.push(value_str.into()),
             "--append-only" => p.opts.append_only = true,
             "--storage-quota" => {
-                let q = parse_file_size(&value_str)
-                    .ok_or_else(|| format!("argument --storage-quota: invalid value {value_str:?}"))?;
+                let q = parse_file_size(&value_str).ok_or_else(|| {
+                    format!("argument --storage-quota: invalid value {value_str:?}")
+                })?;
                 if q < 10_000_000 {
                     return Err(format!(
                         "argument --storage-quota: quota is too small ({value_str}). At least 10M are required."
@@ -147,11 +148,10 @@ fn parse(args: &[String], strict: bool) -> Result<Parsed, String> {
                 )
             }
             "--lock-wait" => {
-                p.lock_wait = Some(
-                    value_str
-                        .parse()
-                        .map_err(|_| format!("argument --lock-wait: invalid value {value_str:?}"))?,
-                )
+                p.lock_wait =
+                    Some(value_str.parse().map_err(|_| {
+                        format!("argument --lock-wait: invalid value {value_str:?}")
+                    })?)
             }
             "--debug-topic" => p.opts.debug_topics.push(value_str),
             "--debug" => p.log_level = Some(Level::Debug),
@@ -161,8 +161,15 @@ fn parse(args: &[String], strict: bool) -> Result<Parsed, String> {
             "--critical" => p.log_level = Some(Level::Critical),
             "--remote-path" | "--rsh" | "--upload-ratelimit" | "--upload-buffer"
             | "--debug-profile" => {}
-            "--log-json" | "--show-rc" | "--show-version" | "--progress" | "-p" | "--iec"
-            | "--bypass-lock" | "--consider-part-files" | "--no-files-cache" => {}
+            "--log-json"
+            | "--show-rc"
+            | "--show-version"
+            | "--progress"
+            | "-p"
+            | "--iec"
+            | "--bypass-lock"
+            | "--consider-part-files"
+            | "--no-files-cache" => {}
             _ if !name.starts_with('-') && p.subcommand.is_none() => {
                 p.subcommand = Some(arg.clone())
             }
@@ -682,9 +689,8 @@ impl Args {
     }
     fn bytes(&self, name: &str) -> Result<&[u8], Failure> {
         let v = self.required(name)?;
-        v.as_bytes().map_err(|e| {
-            Failure::python("TypeError", format!("{}: {name}: {e}", self.method))
-        })
+        v.as_bytes()
+            .map_err(|e| Failure::python("TypeError", format!("{}: {name}: {e}", self.method)))
     }
     fn number(&self, name: &str) -> Result<Option<f64>, Failure> {
         match self.get(name) {
@@ -694,7 +700,11 @@ impl Args {
             Some(Value::Bool(b)) => Ok(Some(*b as u8 as f64)),
             Some(v) => Err(Failure::python(
                 "TypeError",
-                format!("{}: {name} must be a number, not {}", self.method, v.type_name()),
+                format!(
+                    "{}: {name} must be a number, not {}",
+                    self.method,
+                    v.type_name()
+                ),
             )),
         }
     }
@@ -705,7 +715,11 @@ impl Args {
             Some(Value::Bool(b)) => Ok(Some(*b as i128)),
             Some(v) => Err(Failure::python(
                 "TypeError",
-                format!("{}: {name} must be an int, not {}", self.method, v.type_name()),
+                format!(
+                    "{}: {name} must be an int, not {}",
+                    self.method,
+                    v.type_name()
+                ),
             )),
         }
     }
@@ -751,7 +765,9 @@ impl Server {
         match method {
             "negotiate" => Ok(self.negotiate(a.required("client_data")?)),
             "open" => self.open(a),
-            "inject_exception" => Err(inject_exception(&a.required("kind")?.as_str().unwrap_or_default())),
+            "inject_exception" => Err(inject_exception(
+                &a.required("kind")?.as_str().unwrap_or_default(),
+            )),
             "__len__" => Ok(Value::from(self.repo(method)?.len().map_err(r)?)),
             "list" | "scan" => {
                 let limit = a.opt_int("limit")?;
@@ -854,10 +870,7 @@ impl Server {
         if let Value::Map(_) = client_data {
             // A dict-speaking client reads JSON log lines from our stderr.
             log::set_json(true);
-            log::debug(
-                LOGGER,
-                "Initialized logging system for JSON-based protocol",
-            );
+            log::debug(LOGGER, "Initialized logging system for JSON-based protocol");
         }
         ordered_map(vec![(
             "server_version",
@@ -949,7 +962,10 @@ fn inject_exception(kind: &str) -> Failure {
         }
         "InvalidRPCMethod" => RemoteError::InvalidRpcMethod(s1).into(),
         "divide" => {
-            return Failure::python("ZeroDivisionError", "integer division or modulo by zero".into())
+            return Failure::python(
+                "ZeroDivisionError",
+                "integer division or modulo by zero".into(),
+            )
         }
         _ => return Failure::python("Exception", format!("unknown exception kind {kind}")),
     };
@@ -1100,7 +1116,6 @@ pub fn serve_stdio(opts: ServeOptions) -> i32 {
     serve(opts, stdin.lock(), stdout.lock())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1154,7 +1169,10 @@ mod tests {
         assert_eq!(o.umask, Some(0o77));
         assert_eq!(o.lock_wait, 7.0);
         assert_eq!(o.log_level, Some(Level::Info));
-        assert_eq!(ServeOptions::parse_args::<&str>(&[]).unwrap(), ServeOptions::default());
+        assert_eq!(
+            ServeOptions::parse_args::<&str>(&[]).unwrap(),
+            ServeOptions::default()
+        );
         assert!(ServeOptions::parse_args(&["--bogus"]).is_err());
         assert!(ServeOptions::parse_args(&["list"]).is_err());
         assert!(ServeOptions::parse_args(&["--storage-quota", "1M"]).is_err());
@@ -1209,7 +1227,10 @@ mod tests {
         assert_eq!(resolve_path(b"/./rel/x"), realpath(&cwd.join("rel/x")));
         assert_eq!(resolve_path(b"rel"), realpath(&cwd.join("rel")));
         assert_eq!(resolve_path(b"/a/b/../c/./d/"), PathBuf::from("/a/c/d"));
-        assert_eq!(resolve_path(b"/~nosuchuser_rborg/x"), realpath(&cwd.join("~nosuchuser_rborg/x")));
+        assert_eq!(
+            resolve_path(b"/~nosuchuser_rborg/x"),
+            realpath(&cwd.join("~nosuchuser_rborg/x"))
+        );
     }
 
     #[test]
@@ -1221,7 +1242,10 @@ mod tests {
         std::os::unix::fs::symlink("real/sub", root.join("rel")).unwrap();
         assert_eq!(realpath(&root.join("link/sub")), root.join("real/sub"));
         assert_eq!(realpath(&root.join("link/../x")), root.join("x"));
-        assert_eq!(realpath(&root.join("rel/missing/y")), root.join("real/sub/missing/y"));
+        assert_eq!(
+            realpath(&root.join("rel/missing/y")),
+            root.join("real/sub/missing/y")
+        );
         std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
         let _ = realpath(&root.join("loop/x")); // terminates
     }
@@ -1257,13 +1281,19 @@ mod tests {
 
     #[test]
     fn error_descriptions() {
-        let f = failure_from_repo(&RepoError::ObjectNotFound(ObjectId([0xab; 32]), "/r".into()));
+        let f = failure_from_repo(&RepoError::ObjectNotFound(
+            ObjectId([0xab; 32]),
+            "/r".into(),
+        ));
         assert_eq!(f.class, "ObjectNotFound");
         assert_eq!(f.args, vec![s(&"ab".repeat(32)), s("/r")]);
         let e = f.to_exception();
         assert_eq!(
             e.short,
-            vec![format!("Object with key {} not found in repository /r.", "ab".repeat(32))]
+            vec![format!(
+                "Object with key {} not found in repository /r.",
+                "ab".repeat(32)
+            )]
         );
         assert!(e.trace);
         let e = failure_from_repo(&RepoError::DoesNotExist("/x".into())).to_exception();
@@ -1273,7 +1303,10 @@ mod tests {
         );
         let e = failure_from_repo(&RepoError::AppendOnly("/x".into())).to_exception();
         assert_eq!(e.class, "ValueError");
-        assert_eq!(e.short, vec!["ValueError: /x is in append-only mode\n".to_string()]);
+        assert_eq!(
+            e.short,
+            vec!["ValueError: /x is in append-only mode\n".to_string()]
+        );
         let e = failure_from_repo(&LockError::Timeout("/x/lock.exclusive".into()).into());
         assert_eq!((e.class.as_str(), e.trace), ("LockTimeout", false));
         let io = RepoError::io("/nope", std::io::Error::from_raw_os_error(libc::EACCES));
@@ -1318,12 +1351,18 @@ mod tests {
         input.extend(req(5, "get", vec![("id", Value::from(&key[..]))]));
         input.extend(req(6, "commit", vec![("save_space", false.into())]));
         input.extend(req(7, "close", vec![]));
-        input.extend(req(8, "list", vec![("limit", Value::Nil), ("marker", Value::Nil)]));
+        input.extend(req(
+            8,
+            "list",
+            vec![("limit", Value::Nil), ("marker", Value::Nil)],
+        ));
         let (rc, resp, raw) = run(ServeOptions::default(), &input);
         assert_eq!(rc, 0);
         assert_eq!(resp.len(), 8);
         // negotiate answer: {i:1, r:{server_version:[1,4,1,-1]}}
-        assert!(raw.starts_with(&unhex("82a16901a17281ae7365727665725f76657273696f6e94010401ff")));
+        assert!(raw.starts_with(&unhex(
+            "82a16901a17281ae7365727665725f76657273696f6e94010401ff"
+        )));
         let mut open_prefix = unhex("82 a1 69 02 a1 72 da 00 20");
         let id = resp[1].req("r").unwrap().as_bytes().unwrap().to_vec();
         assert_eq!(id.len(), 32);
@@ -1365,8 +1404,10 @@ mod tests {
             &Value::Array(vec![Value::from(&key[..])])
         );
         // never bin/str8 on the wire
-        assert!(!raw.iter().any(|&b| (0xc4..=0xc6).contains(&b) || b == 0xd9)
-            || raw.windows(2).all(|_| true));
+        assert!(
+            !raw.iter().any(|&b| (0xc4..=0xc6).contains(&b) || b == 0xd9)
+                || raw.windows(2).all(|_| true)
+        );
         for v in &resp {
             let b = v.to_bytes();
             assert_eq!(decode(&b).unwrap(), *v);
@@ -1440,8 +1481,13 @@ mod tests {
             .to_bytes(),
         );
         input.extend(
-            Value::Array(vec![Value::Int(1), Value::Int(3), s("__len__"), Value::Array(vec![])])
-                .to_bytes(),
+            Value::Array(vec![
+                Value::Int(1),
+                Value::Int(3),
+                s("__len__"),
+                Value::Array(vec![]),
+            ])
+            .to_bytes(),
         );
         input.extend(
             Value::Array(vec![
@@ -1456,7 +1502,12 @@ mod tests {
         assert_eq!(rc, 0);
         assert_eq!(
             resp[0],
-            Value::Array(vec![Value::Int(1), Value::Int(1), Value::Nil, Value::Int(2)])
+            Value::Array(vec![
+                Value::Int(1),
+                Value::Int(1),
+                Value::Nil,
+                Value::Int(2)
+            ])
         );
         assert_eq!(resp[1].as_array().unwrap()[2], Value::Nil);
         assert_eq!(resp[2].as_array().unwrap()[3], Value::Int(0));

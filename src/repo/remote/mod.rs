@@ -476,7 +476,10 @@ impl RemoteRepository {
             }
             r => r?,
         };
-        match version.get("server_version").and_then(wire::version_from_value) {
+        match version
+            .get("server_version")
+            .and_then(wire::version_from_value)
+        {
             Some(v) => self.server_version = v,
             None => {
                 // `2` = borg 0.29–1.0.x tuple protocol, which rborg does not speak.
@@ -585,11 +588,7 @@ impl RemoteRepository {
             if let Some(c) = &st.closed {
                 return Err(closed_error(c));
             }
-            st = self
-                .shared
-                .cond
-                .wait(st)
-                .unwrap_or_else(|e| e.into_inner());
+            st = self.shared.cond.wait(st).unwrap_or_else(|e| e.into_inner());
         }
     }
 
@@ -620,18 +619,16 @@ impl RemoteRepository {
                 st.async_pending.clear();
                 return Err(err);
             }
-            st = self
-                .shared
-                .cond
-                .wait(st)
-                .unwrap_or_else(|e| e.into_inner());
+            st = self.shared.cond.wait(st).unwrap_or_else(|e| e.into_inner());
         }
         Ok(std::mem::take(&mut st.async_errors))
     }
 
     fn ids_from(&self, v: Value) -> Result<Vec<ObjectId>> {
         let bad = |v: &Value| RemoteError::UnexpectedDataFormat(format!("{v:?}"));
-        let arr = v.into_array().map_err(|e| bad(&Value::from(e.to_string())))?;
+        let arr = v
+            .into_array()
+            .map_err(|e| bad(&Value::from(e.to_string())))?;
         arr.into_iter()
             .map(|x| {
                 x.as_bytes()
@@ -646,11 +643,7 @@ impl RemoteRepository {
     /// reader threads to drain. Idempotent.
     fn shutdown(&self) -> Result<()> {
         self.writer().stdin.take();
-        let child = self
-            .child
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let child = self.child.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(mut child) = child {
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
@@ -692,7 +685,7 @@ impl RemoteRepository {
 
 /// Integral lock waits go out as ints (as borg's `--lock-wait` is), others as floats.
 fn number(x: f64) -> Value {
-    if x.fract() == 0.0 && x >= 0.0 && x < 1e15 {
+    if x.fract() == 0.0 && (0.0..1e15).contains(&x) {
         Value::from(x as u64)
     } else {
         Value::Float(x)

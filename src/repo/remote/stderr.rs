@@ -139,7 +139,10 @@ pub fn pump_lines(mut r: impl Read, mut handle: impl FnMut(&str)) {
         };
         pending.extend_from_slice(&buf[..n]);
         let mut start = 0;
-        while let Some(off) = pending[start..].iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(off) = pending[start..]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+        {
             let end = start + off + 1;
             handle(&String::from_utf8_lossy(&pending[start..end]));
             start = end;

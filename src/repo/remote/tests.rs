@@ -87,7 +87,9 @@ fn error_reconstruction() {
     let m = |c: &str, a: &[&str]| exception_to_error(&exc(c, a), l);
     assert!(matches!(m("DoesNotExist", &["/srv/r"]), RepoError::DoesNotExist(p) if p == l));
     assert!(matches!(m("AlreadyExists", &["/srv/r"]), RepoError::AlreadyExists(p) if p == l));
-    assert!(matches!(m("PathAlreadyExists", &["/x"]), RepoError::PathAlreadyExists(p) if p == "/x"));
+    assert!(
+        matches!(m("PathAlreadyExists", &["/x"]), RepoError::PathAlreadyExists(p) if p == "/x")
+    );
     assert!(matches!(
         m("ParentPathDoesNotExist", &["/x"]),
         RepoError::ParentPathDoesNotExist(p) if p == "/x"
@@ -133,7 +135,10 @@ fn error_reconstruction() {
         RepoError::AppendOnly(p) if p == "/srv/r"
     ));
     assert!(matches!(
-        m("Exception", &["nonce space reservation with mismatched previous state"]),
+        m(
+            "Exception",
+            &["nonce space reservation with mismatched previous state"]
+        ),
         RepoError::NonceMismatch
     ));
     match m("AssertionError", &[]) {
@@ -244,7 +249,10 @@ fn roundtrip_against_serve() {
     repo.flush().unwrap();
     repo.commit(true, 0.1, false).unwrap();
     assert_eq!(repo.len().unwrap(), 1000);
-    assert!(matches!(repo.get(&oid(1)), Err(RepoError::ObjectNotFound(..))));
+    assert!(matches!(
+        repo.get(&oid(1)),
+        Err(RepoError::ObjectNotFound(..))
+    ));
     // nonces need the exclusive lock we hold
     assert_eq!(repo.get_free_nonce().unwrap(), None);
     repo.commit_nonce_reservation(0x1000, None).unwrap();
@@ -256,7 +264,10 @@ fn roundtrip_against_serve() {
     // rollback drops uncommitted puts
     repo.put(&oid(77_777), b"x").unwrap();
     repo.rollback().unwrap();
-    assert!(matches!(repo.get(&oid(77_777)), Err(RepoError::ObjectNotFound(..))));
+    assert!(matches!(
+        repo.get(&oid(77_777)),
+        Err(RepoError::ObjectNotFound(..))
+    ));
     assert!(repo.check(false, 0).unwrap());
     // methods outside the allow-list
     assert!(matches!(
@@ -264,7 +275,10 @@ fn roundtrip_against_serve() {
         Err(RepoError::Remote(RemoteError::InvalidRpcMethod(m))) if m == "close"
     ));
     assert!(matches!(
-        repo.call("inject_exception", vec![("kind", Value::from("CheckNeeded"))]),
+        repo.call(
+            "inject_exception",
+            vec![("kind", Value::from("CheckNeeded"))]
+        ),
         Err(RepoError::CheckNeeded(_))
     ));
     repo.close().unwrap();
@@ -301,19 +315,33 @@ fn open_errors() {
         &t.path().join("no/parent/repo"),
         &create_opts(),
     );
-    assert!(matches!(r, Err(RepoError::ParentPathDoesNotExist(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(RepoError::ParentPathDoesNotExist(_))),
+        "{r:?}"
+    );
 
     let restricted = ServeOptions {
         restrict_to_paths: vec![t.path().join("only-here")],
         ..Default::default()
     };
     let (r, _) = start(restricted, &t.path().join("repo"), &create_opts());
-    assert!(matches!(r, Err(RepoError::Remote(RemoteError::PathNotAllowed(_)))));
+    assert!(matches!(
+        r,
+        Err(RepoError::Remote(RemoteError::PathNotAllowed(_)))
+    ));
     assert!(!t.path().join("repo").exists());
 
-    let (r, _) = start(ServeOptions::default(), &t.path().join("r2"), &create_opts());
+    let (r, _) = start(
+        ServeOptions::default(),
+        &t.path().join("r2"),
+        &create_opts(),
+    );
     drop(r.unwrap());
-    let (r, _) = start(ServeOptions::default(), &t.path().join("r2"), &create_opts());
+    let (r, _) = start(
+        ServeOptions::default(),
+        &t.path().join("r2"),
+        &create_opts(),
+    );
     assert!(matches!(r, Err(RepoError::AlreadyExists(_))));
     // make_parent_dirs
     let (r, _) = start(
@@ -340,7 +368,14 @@ fn append_only_server() {
     r.put(&oid(1), b"one").unwrap();
     r.commit(true, 0.1, false).unwrap();
     drop(r);
-    let (r, _) = start(ao, &p, &OpenOptions { exclusive: Some(true), ..Default::default() });
+    let (r, _) = start(
+        ao,
+        &p,
+        &OpenOptions {
+            exclusive: Some(true),
+            ..Default::default()
+        },
+    );
     let r = r.unwrap();
     r.delete(&oid(1)).unwrap();
     r.commit(true, 0.1, false).unwrap();
@@ -363,7 +398,10 @@ fn server_gone_is_connection_closed() {
             if let Some(v) = dec.next_value().unwrap() {
                 let reply = wire::encode_result(
                     v.req("i").unwrap(),
-                    ordered_map(vec![("server_version", wire::version_value(&[1, 2, 4, -1]))]),
+                    ordered_map(vec![(
+                        "server_version",
+                        wire::version_value(&[1, 2, 4, -1]),
+                    )]),
                 );
                 s_w.write_all(&reply).unwrap();
                 return;
@@ -380,7 +418,10 @@ fn server_gone_is_connection_closed() {
         None,
     );
     h.join().unwrap();
-    assert!(matches!(r, Err(RepoError::Remote(RemoteError::ConnectionClosed))), "{r:?}");
+    assert!(
+        matches!(r, Err(RepoError::Remote(RemoteError::ConnectionClosed))),
+        "{r:?}"
+    );
 }
 
 fn spawn_with_rsh(rsh: &str) -> Result<RemoteRepository> {
@@ -407,16 +448,20 @@ fn spawned_command_failures() {
     // Garbage on stdout.
     let r = spawn_with_rsh("sh -c 'printf \"\\301oops\"; exec cat >/dev/null' fake");
     assert!(
-        matches!(&r, Err(RepoError::Remote(RemoteError::UnexpectedDataFormat(_)))),
+        matches!(
+            &r,
+            Err(RepoError::Remote(RemoteError::UnexpectedDataFormat(_)))
+        ),
         "{r:?}"
     );
     // A missing ssh binary is an I/O error naming it.
     let r = spawn_with_rsh("/nonexistent/ssh-binary");
-    assert!(matches!(&r, Err(RepoError::Io { path, .. }) if path.to_str() == Some("/nonexistent/ssh-binary")));
-    // An old (tuple-protocol) server is refused.
-    let r = spawn_with_rsh(
-        "sh -c 'printf \"\\202\\241i\\001\\241r\\002\"; exec cat >/dev/null' fake",
+    assert!(
+        matches!(&r, Err(RepoError::Io { path, .. }) if path.to_str() == Some("/nonexistent/ssh-binary"))
     );
+    // An old (tuple-protocol) server is refused.
+    let r =
+        spawn_with_rsh("sh -c 'printf \"\\202\\241i\\001\\241r\\002\"; exec cat >/dev/null' fake");
     assert!(
         matches!(&r, Err(RepoError::Remote(RemoteError::ServerOutdated(..)))),
         "{r:?}"

@@ -126,7 +126,7 @@ fn value_len(data: &[u8]) -> Result<usize, Scan> {
                 need(pos, n)?;
                 pos += n;
             }
-            0xdc | 0xdd | 0xde | 0xdf => {
+            0xdc..=0xdf => {
                 let w = if m == 0xdc || m == 0xde { 2 } else { 4 };
                 need(pos, w)?;
                 let n = be(pos, w);
@@ -191,11 +191,7 @@ pub fn version_value(v: &[i64]) -> Value {
 }
 
 pub fn version_from_value(v: &Value) -> Option<Version> {
-    v.as_array()
-        .ok()?
-        .iter()
-        .map(|x| x.as_i64().ok())
-        .collect()
+    v.as_array().ok()?.iter().map(|x| x.as_i64().ok()).collect()
 }
 
 /// The version rborg claims on the wire (`rborg::BORG_COMPAT_VERSION`).
@@ -232,7 +228,11 @@ pub fn encode_put(msgid: u64, id: &[u8], data: &[u8]) -> Vec<u8> {
 
 /// A successful dict-format response `{i, r}`.
 pub fn encode_result(msgid: &Value, result: Value) -> Vec<u8> {
-    Value::Map(vec![(Value::from("i"), msgid.clone()), (Value::from("r"), result)]).to_bytes()
+    Value::Map(vec![
+        (Value::from("i"), msgid.clone()),
+        (Value::from("r"), result),
+    ])
+    .to_bytes()
 }
 
 /// The exception part of an error response (§10.6).
@@ -251,8 +251,14 @@ impl RemoteException {
         let strs = |v: &[String]| Value::Array(v.iter().map(|s| Value::from(s.as_str())).collect());
         Value::Map(vec![
             (Value::from("i"), msgid.clone()),
-            (Value::from("exception_class"), Value::from(self.class.as_str())),
-            (Value::from("exception_args"), Value::Array(self.args.clone())),
+            (
+                Value::from("exception_class"),
+                Value::from(self.class.as_str()),
+            ),
+            (
+                Value::from("exception_args"),
+                Value::Array(self.args.clone()),
+            ),
             (Value::from("exception_full"), strs(&self.full)),
             (Value::from("exception_short"), strs(&self.short)),
             (Value::from("exception_trace"), Value::Bool(self.trace)),
@@ -436,7 +442,11 @@ mod tests {
             encode_put(2, &[3u8; 32], &big),
             encode_result(
                 &Value::from(3u8),
-                Value::Array((0..1000u32).map(|i| Value::from(vec![i as u8; 32])).collect()),
+                Value::Array(
+                    (0..1000u32)
+                        .map(|i| Value::from(vec![i as u8; 32]))
+                        .collect(),
+                ),
             ),
         ];
         for v in &values {
