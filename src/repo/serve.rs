@@ -1109,11 +1109,25 @@ pub fn serve<R: Read, W: Write>(mut opts: ServeOptions, mut stdin: R, stdout: W)
     }
 }
 
-/// [`serve`] on the process's stdin/stdout (what `rborg serve` runs).
+/// [`serve`] on the process's stdin/stdout (what `rborg serve` runs). Both descriptors are
+/// switched to blocking mode and used unbuffered by std (the server buffers itself).
 pub fn serve_stdio(opts: ServeOptions) -> i32 {
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    serve(opts, stdin.lock(), stdout.lock())
+    use std::fs::File;
+    use std::mem::ManuallyDrop;
+    use std::os::fd::FromRawFd;
+    for fd in [0, 1] {
+        // SAFETY: fcntl on the process's own standard descriptors.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags >= 0 && flags & libc::O_NONBLOCK != 0 {
+                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+            }
+        }
+    }
+    // SAFETY: fds 0 and 1 stay open for the whole process; ManuallyDrop never closes them.
+    let stdin = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
+    let stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+    serve(opts, &*stdin, &*stdout)
 }
 
 #[cfg(test)]

@@ -467,3 +467,42 @@ fn spawned_command_failures() {
         "{r:?}"
     );
 }
+
+#[test]
+fn shared_between_threads() {
+    let t = tempfile::tempdir().unwrap();
+    let (repo, h) = start(
+        ServeOptions::default(),
+        &t.path().join("repo"),
+        &create_opts(),
+    );
+    let repo = repo.unwrap();
+    for i in 0..400 {
+        repo.put(&oid(i), &i.to_le_bytes()).unwrap();
+    }
+    repo.commit(true, 0.1, false).unwrap();
+    let repo: &dyn Repository = &repo;
+    std::thread::scope(|s| {
+        for k in 0..8u32 {
+            s.spawn(move || {
+                for round in 0..5u32 {
+                    let ids: Vec<ObjectId> = (0..400).filter(|i| i % 8 == k).map(oid).collect();
+                    for (id, r) in ids.iter().zip(repo.get_many(ids.clone())) {
+                        let i = u32::from_be_bytes(id.0[..4].try_into().unwrap());
+                        assert_eq!(r.unwrap(), i.to_le_bytes());
+                    }
+                    let i = (k * 50 + round) % 400;
+                    assert_eq!(repo.get(&oid(i)).unwrap(), i.to_le_bytes());
+                    // puts interleaved with other threads' reads; their answers never reach
+                    // a synchronous caller
+                    repo.put(&oid(10_000 + k * 10 + round), b"new").unwrap();
+                }
+            });
+        }
+    });
+    repo.flush().unwrap();
+    repo.commit(true, 0.1, false).unwrap();
+    assert_eq!(repo.len().unwrap(), 440);
+    repo.close().unwrap();
+    assert_eq!(h.join().unwrap(), 0);
+}
