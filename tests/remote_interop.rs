@@ -59,14 +59,29 @@ fn serve_bin() -> PathBuf {
             p.display()
         )
     });
-    let stale = fs::metadata(&rborg)
-        .and_then(|m| m.modified())
-        .ok()
-        .zip(meta.modified().ok())
-        .is_some_and(|(bin, ex)| ex + Duration::from_secs(2) < bin);
+    // Cargo's dep-info next to the binary lists every source it was built from: they must be
+    // this checkout's files (the target dir may be shared) and none may be newer.
+    let built = meta.modified().unwrap();
+    let dep_info = fs::read_to_string(p.with_extension("d")).unwrap_or_default();
+    let deps = dep_info
+        .lines()
+        .next()
+        .and_then(|l| l.split_once(": "))
+        .map(|(_, d)| d.replace("\\ ", "\u{0}"))
+        .unwrap_or_default();
+    let deps: Vec<PathBuf> = deps
+        .split_whitespace()
+        .map(|d| PathBuf::from(d.replace('\u{0}', " ")))
+        .collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ours = deps.iter().any(|d| d.starts_with(root.join("src")));
+    let stale = deps
+        .iter()
+        .filter_map(|d| fs::metadata(d).and_then(|m| m.modified()).ok())
+        .any(|t| t > built);
     assert!(
-        !stale,
-        "{} is older than the rborg binary: run `cargo build --examples` again",
+        ours && !stale,
+        "{} is stale or was built from another checkout: run `cargo build --examples` again",
         p.display()
     );
     p
