@@ -669,7 +669,7 @@ impl RemoteRepository {
         if let Some(rx) = rx {
             // Both threads end at EOF; a stray grandchild holding the pipes must not hang us.
             let _ = matches!(
-                rx.recv_timeout(Duration::from_secs(5)),
+                rx.recv_timeout(Duration::from_secs(2)),
                 Err(RecvTimeoutError::Disconnected)
             );
         }

@@ -7,20 +7,47 @@ use crate::msgpack::{self, ordered_map, DecodeError, Value};
 /// Most requests the client keeps outstanding when pipelining (`MAX_INFLIGHT` in borg).
 pub const MAX_INFLIGHT: usize = 100;
 
+/// Largest single message accepted from a peer (borg's unpacker buffer limit: 3 × 20 MiB).
+pub const MAX_MESSAGE: usize = 3 * crate::repo::MAX_OBJECT_SIZE;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StreamError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("msgpack message too large (needs {0} bytes)")]
+    TooLarge(usize),
+}
+
 /// Splits a byte stream into msgpack values without re-decoding partial input over and over:
 /// a cheap non-allocating scan finds where the next value ends (or how many bytes are needed at
-/// least), and only complete values are decoded.
-#[derive(Default)]
+/// least), and only complete values are decoded. A message that would exceed `max` bytes is an
+/// error instead of unbounded buffering.
 pub struct StreamDecoder {
     buf: Vec<u8>,
     start: usize,
     /// Do not scan again before the buffer holds this many bytes after `start`.
     need: usize,
+    max: usize,
+}
+
+impl Default for StreamDecoder {
+    fn default() -> Self {
+        Self::with_limit(MAX_MESSAGE)
+    }
 }
 
 impl StreamDecoder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn with_limit(max: usize) -> Self {
+        StreamDecoder {
+            buf: Vec::new(),
+            start: 0,
+            need: 0,
+            max,
+        }
     }
 
     pub fn feed(&mut self, data: &[u8]) {
@@ -37,7 +64,7 @@ impl StreamDecoder {
     }
 
     /// The next complete value, `Ok(None)` if more input is needed.
-    pub fn next_value(&mut self) -> Result<Option<Value>, DecodeError> {
+    pub fn next_value(&mut self) -> Result<Option<Value>, StreamError> {
         let avail = &self.buf[self.start..];
         if avail.is_empty() || avail.len() < self.need {
             return Ok(None);
@@ -54,10 +81,13 @@ impl StreamDecoder {
                 Ok(Some(v))
             }
             Err(Scan::Incomplete(need)) => {
+                if need > self.max || avail.len() > self.max {
+                    return Err(StreamError::TooLarge(need.max(avail.len())));
+                }
                 self.need = need;
                 Ok(None)
             }
-            Err(Scan::Bad(m)) => Err(DecodeError::BadMarker(m)),
+            Err(Scan::Bad(m)) => Err(DecodeError::BadMarker(m).into()),
         }
     }
 }
@@ -466,6 +496,14 @@ mod tests {
         let mut d = StreamDecoder::new();
         d.feed(&[0xc1]);
         assert!(d.next_value().is_err());
+        // a hostile length is refused up front, not buffered
+        let mut d = StreamDecoder::new();
+        d.feed(&[0xdb, 0xff, 0xff, 0xff, 0xff, 0]);
+        assert_eq!(d.next_value(), Err(StreamError::TooLarge(0xffff_ffff + 5)));
+        let mut d = StreamDecoder::with_limit(100);
+        d.feed(&[0xdd, 0, 0, 0, 200]);
+        d.feed(&[0xc0; 120]);
+        assert!(matches!(d.next_value(), Err(StreamError::TooLarge(_))));
     }
 
     #[test]
