@@ -446,7 +446,8 @@ fn spawned_command_failures() {
         "{r:?}"
     );
     // Garbage on stdout.
-    let r = spawn_with_rsh("sh -c 'printf \"\\301oops\"; exec cat >/dev/null' fake");
+    let r =
+        spawn_with_rsh("sh -c 'head -c 1 >/dev/null; printf \"\\301oops\"; cat >/dev/null' fake");
     assert!(
         matches!(
             &r,
@@ -459,9 +460,11 @@ fn spawned_command_failures() {
     assert!(
         matches!(&r, Err(RepoError::Io { path, .. }) if path.to_str() == Some("/nonexistent/ssh-binary"))
     );
-    // An old (tuple-protocol) server is refused.
-    let r =
-        spawn_with_rsh("sh -c 'printf \"\\202\\241i\\001\\241r\\002\"; exec cat >/dev/null' fake");
+    // An old (tuple-protocol) server is refused. (The fake servers answer only after the
+    // request arrived: once a server's stdout is closed, new requests fail at once.)
+    let r = spawn_with_rsh(
+        "sh -c 'head -c 1 >/dev/null; printf \"\\202\\241i\\001\\241r\\002\"; cat >/dev/null' fake",
+    );
     assert!(
         matches!(&r, Err(RepoError::Remote(RemoteError::ServerOutdated(..)))),
         "{r:?}"
