@@ -8,6 +8,7 @@
 pub mod local;
 pub mod location;
 pub mod remote;
+pub mod serve;
 
 use std::fmt;
 use std::path::PathBuf;
