@@ -677,7 +677,10 @@ impl<'a> Extractor<'a> {
                 for e in crate::platform::xattr::set_all(path, fd, x) {
                     w.push(ItemWarning {
                         code: 1,
-                        msg: format!("{}: when setting extended attribute: {e}", String::from_utf8_lossy(dest)),
+                        msg: format!(
+                            "{}: when setting extended attribute: {e}",
+                            String::from_utf8_lossy(dest)
+                        ),
                     });
                 }
             }

@@ -259,7 +259,11 @@ impl Item {
                 b"xattrs" => {
                     let mut x = Vec::new();
                     for (k, v) in val.into_map()? {
-                        let v = if v.is_nil() { Vec::new() } else { v.into_bytes()? };
+                        let v = if v.is_nil() {
+                            Vec::new()
+                        } else {
+                            v.into_bytes()?
+                        };
                         x.push((k.into_bytes()?, v));
                     }
                     it.xattrs = Some(x);

@@ -135,6 +135,23 @@ pub fn run(argv: Vec<OsString>) -> i32 {
             &format!("borgbackup version {}", crate::BORG_COMPAT_VERSION),
         );
     }
+    let remote_path = match &cli.common.remote_path {
+        Some(p) => match placeholders::replace_placeholders(p, &Default::default()) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                crate::log::error("borg.archiver", &e.to_string());
+                return exit::EXIT_ERROR;
+            }
+        },
+        None => None,
+    };
+    crate::repo::remote::set_default_options(crate::repo::remote::RemoteOptions {
+        rsh: cli.common.rsh.clone(),
+        remote_path,
+        log_level: None,
+        umask: cli.common.umask,
+        debug_topics: cli.common.debug_topic.clone(),
+    });
     let Some(command) = cli.command else {
         let _ = Cli::command().print_help();
         return 0;

@@ -82,7 +82,10 @@ fn ext_attrs(
                 for w in list.warnings {
                     res.warnings.push(Warn {
                         code: 1,
-                        msg: format!("{}: when getting extended attribute: {w}", String::from_utf8_lossy(apath)),
+                        msg: format!(
+                            "{}: when getting extended attribute: {w}",
+                            String::from_utf8_lossy(apath)
+                        ),
                     });
                 }
                 if !list.attrs.is_empty() {

@@ -11,6 +11,7 @@ pub mod info;
 pub mod init;
 pub mod key;
 pub mod list;
+pub mod serve;
 pub mod with_lock;
 
 use clap::Subcommand;
@@ -44,6 +45,8 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Delete an existing repository or archives
     Delete(delete::DeleteArgs),
+    /// Start in server mode. This command is usually not used manually.
+    Serve(serve::ServeArgs),
     /// Display the borg client version / borg server version
     Version(VersionArgs),
 }
@@ -77,6 +80,7 @@ pub fn dispatch(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
         Command::Key(k) => key::run(k, ctx),
         Command::List(a) => list::run(&a, ctx),
         Command::Check(a) => check::run(&a, ctx),
+        Command::Serve(a) => serve::run(&a, ctx),
         Command::BreakLock(a) => break_lock::run(&a, ctx),
         Command::WithLock(a) => with_lock::run(&a, ctx),
         Command::Config(a) => config::run(&a, ctx),

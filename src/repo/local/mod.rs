@@ -850,7 +850,10 @@ impl Repository for LocalRepository {
             Ok(r) => r.expect("no raise_full"),
             Err(e) => {
                 if is_enospc(&e) {
-                    crate::log::warning(LOGGER, "No space left on device, cleaning up partial transaction to free space.");
+                    crate::log::warning(
+                        LOGGER,
+                        "No space left on device, cleaning up partial transaction to free space.",
+                    );
                     let _ = self.rollback_inner(inner, true);
                 }
                 return Err(e);
