@@ -1,14 +1,11 @@
 //! Interoperability of rborg's remote client and server with real borg.
 //!
-//! (a) rborg's client against real `borg serve`, (b) real borg clients against rborg's server
-//! (the `rborg-serve` example). No sshd is involved: `BORG_RSH`/`--rsh` point to a small
-//! `fake-ssh` script that drops its options and the host argument and runs the remote command
-//! through `sh -c`, as sshd would.
+//! (a) rborg's client against real `borg serve`, (b) real borg clients against `rborg serve`.
+//! No sshd is involved: `BORG_RSH`/`--rsh` point to a small `fake-ssh` script that drops its
+//! options and the host argument and runs the remote command through `sh -c`, as sshd would.
 //!
-//! Requirements: `borg` (1.2+) on PATH — these tests fail, not skip, without it; borg 1.4 at
-//! `/opt/borg14/bin/borg` is used in addition when present. The server side needs the example
-//! binary: run `cargo build --examples` (plain `cargo test` builds it too) before
-//! `cargo test --test remote_interop`.
+//! Requirements: `borg` 1.2 on PATH and borg 1.4 at `/opt/borg14/bin/borg` (or `BORG14_BIN`);
+//! these tests fail, not skip, without them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -40,51 +37,26 @@ fn borg() -> &'static str {
     "borg"
 }
 
+/// borg 1.4 is required (CI installs it); a missing one fails the test instead of skipping.
 fn borg14() -> Option<&'static str> {
-    Path::new(BORG14).exists().then_some(BORG14)
+    let p: &'static str = Box::leak(
+        std::env::var("BORG14_BIN")
+            .unwrap_or_else(|_| BORG14.to_string())
+            .into_boxed_str(),
+    );
+    assert!(
+        Path::new(p).exists(),
+        "borg 1.4 not found at {p} (.ci/run installs it)"
+    );
+    Some(p)
 }
 
-/// The `rborg-serve` example binary, next to the `rborg` binary cargo built for this test.
+/// The rborg binary: `<remote-path> serve ...` is how borg starts the server side.
 fn serve_bin() -> PathBuf {
-    let rborg = PathBuf::from(env!("CARGO_BIN_EXE_rborg"));
-    let p = rborg
-        .parent()
-        .expect("bin dir")
-        .join("examples")
-        .join("rborg-serve");
-    let meta = fs::metadata(&p).unwrap_or_else(|_| {
-        panic!(
-            "{} is missing: run `cargo build --examples` (same profile/target dir) before \
-             `cargo test --test remote_interop`",
-            p.display()
-        )
-    });
-    // Cargo's dep-info next to the binary lists every source it was built from: they must be
-    // this checkout's files (the target dir may be shared) and none may be newer.
-    let built = meta.modified().unwrap();
-    let dep_info = fs::read_to_string(p.with_extension("d")).unwrap_or_default();
-    let deps = dep_info
-        .lines()
-        .next()
-        .and_then(|l| l.split_once(": "))
-        .map(|(_, d)| d.replace("\\ ", "\u{0}"))
-        .unwrap_or_default();
-    let deps: Vec<PathBuf> = deps
-        .split_whitespace()
-        .map(|d| PathBuf::from(d.replace('\u{0}', " ")))
-        .collect();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let ours = deps.iter().any(|d| d.starts_with(root.join("src")));
-    let stale = deps
-        .iter()
-        .filter_map(|d| fs::metadata(d).and_then(|m| m.modified()).ok())
-        .any(|t| t > built);
-    assert!(
-        ours && !stale,
-        "{} is stale or was built from another checkout: run `cargo build --examples` again",
-        p.display()
-    );
-    p
+    match std::env::var_os("RBORG_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_rborg")),
+    }
 }
 
 struct Env {
@@ -622,6 +594,23 @@ fn borg14_client_against_rborg_serve() {
     }
 }
 
+/// A `--remote-path` program that runs `rborg serve <opts>`: borg appends `serve <client
+/// options>` to the remote path, and server options must follow the subcommand.
+fn serve_with(env: &Env, name: &str, opts: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = env.path(name);
+    fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\nshift\nexec '{}' serve {opts} \"$@\"\n",
+            serve_bin().display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    p.display().to_string()
+}
+
 #[test]
 fn rborg_serve_restrictions_and_append_only() {
     let env = Env::new();
@@ -629,9 +618,10 @@ fn rborg_serve_restrictions_and_append_only() {
     fs::create_dir(env.path("allowed")).unwrap();
     make_tree(&env.path("data"));
     let data = env.path("data").display().to_string();
-    let restricted = format!(
-        "{serve} --restrict-to-path {}",
-        env.path("allowed").display()
+    let restricted = serve_with(
+        &env,
+        "serve-restricted",
+        &format!("--restrict-to-path {}", env.path("allowed").display()),
     );
     for b in [Some(borg()), borg14()].into_iter().flatten() {
         let out = env.borg(
@@ -678,7 +668,7 @@ fn rborg_serve_restrictions_and_append_only() {
             "-e",
             "none",
             "--remote-path",
-            &format!("{serve} --restrict-to-path /"),
+            &serve_with(&env, "serve-root", "--restrict-to-path /"),
             &env.url("sneaky"),
         ],
     );
@@ -693,7 +683,7 @@ fn rborg_serve_restrictions_and_append_only() {
     );
 
     // --append-only: init makes a normal repository; writes only append; destroy is refused.
-    let ao = format!("{serve} --append-only");
+    let ao = serve_with(&env, "serve-ao", "--append-only");
     let url = env.url("ao");
     env.borg_ok(borg(), &["init", "-e", "none", "--remote-path", &ao, &url]);
     let cfg = fs::read_to_string(env.path("ao/config")).unwrap();
