@@ -144,43 +144,45 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
                  ex: &mut Extractor,
                  progress: &mut Option<(crate::log::ProgressPercent, u64)>|
      -> anyhow::Result<()> {
-        // directories first (in order), then regular files in parallel, then the rest in order
-        for (item, dest) in window.iter() {
-            if is_dir(item) {
-                report(ex.make_dir(dest));
-            }
-        }
+        // items run in archive order; consecutive regular files run in parallel
         let dups = {
             let mut seen = std::collections::HashSet::new();
             window.iter().any(|(_, d)| !seen.insert(d.clone()))
         };
-        let files: Vec<&(Item, Vec<u8>)> =
-            window.iter().filter(|(i, _)| is_parallel_file(i)).collect();
-        let results: Vec<anyhow::Result<Vec<ItemWarning>>> = if dups || a.stdout {
-            files
-                .iter()
-                .map(|(i, d)| Ok(ex.extract_item(i, d)?))
-                .collect()
-        } else {
+        let parallel = !(dups || a.stdout);
+        let mut run: Vec<&(Item, Vec<u8>)> = Vec::new();
+        let exr = &*ex;
+        let flush_run = |run: &mut Vec<&(Item, Vec<u8>)>| -> anyhow::Result<()> {
             use rayon::prelude::*;
-            let exr = &*ex;
-            files
-                .par_iter()
-                .map(|(i, d)| Ok(exr.extract_item(i, d)?))
-                .collect()
+            let results: Vec<anyhow::Result<Vec<ItemWarning>>> = if parallel {
+                run.par_iter().map(|(i, d)| Ok(exr.extract_item(i, d)?)).collect()
+            } else {
+                run.iter().map(|(i, d)| Ok(exr.extract_item(i, d)?)).collect()
+            };
+            run.clear();
+            for r in results {
+                report(r?);
+            }
+            Ok(())
         };
-        for r in results {
-            report(r?);
-        }
-        for (item, dest) in window.iter() {
-            if !is_dir(item) && !is_parallel_file(item) {
-                report(ex.extract_item(item, dest)?);
+        for entry in window.iter() {
+            let (item, dest) = entry;
+            if is_parallel_file(item) {
+                run.push(entry);
+            } else {
+                flush_run(&mut run)?;
+                if is_dir(item) {
+                    report(exr.make_dir(dest));
+                } else {
+                    report(exr.extract_item(item, dest)?);
+                }
             }
             if let Some((p, done)) = progress.as_mut() {
                 *done += item.content_size();
                 p.show_with(*done, Some(&String::from_utf8_lossy(dest)));
             }
         }
+        flush_run(&mut run)?;
         for (item, dest) in window.drain(..) {
             if is_dir(&item) && !ex.opts.dry_run && !ex.opts.stdout {
                 ex.dirs.push(Item { path: dest, ..item });
