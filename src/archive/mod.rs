@@ -1,3 +1,4 @@
 //! Archives: items, archive metadata, manifest, and the create/extract pipelines.
 
 pub mod patterns;
+pub mod prune;

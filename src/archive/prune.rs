@@ -1,0 +1,673 @@
+//! `borg prune` decisions and the archive filters shared by list/info/delete/check.
+//!
+//! Everything here is pure: it works on a slice of [`ArchiveRef`]s in manifest order and an
+//! explicit "now" and local zone, and returns what borg 1.4 would keep or prune, with the
+//! `--list` and `--info` texts. Semantics (borg 1.4 `do_prune`, `prune_within`, `prune_split`):
+//!
+//! 1. Candidates are the archives matching the glob (plus their `.checkpoint[.N]` variants),
+//!    newest first. Checkpoints (`\.checkpoint(\.\d+)?$`) are set aside; the newest candidate is
+//!    kept if it is a checkpoint, every other checkpoint is pruned.
+//! 2. `--keep-within`: keep every normal archive newer than `now - interval`.
+//! 3. Rules secondly … yearly in that order: walking newest → oldest, the first archive of each
+//!    new period (local time) is kept unless an earlier rule kept it already (it still uses up
+//!    its period), until N archives were kept by this rule; negative N is unlimited.
+//! 4. If a rule kept fewer than N, the oldest archive is kept as `<rule>[oldest]` (unless kept).
+
+use std::cmp::Ordering;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Timelike, Utc};
+use regex::Regex;
+
+use crate::cli::placeholders::{ArchiveGlob, GlobError};
+use crate::cli::timefmt::{self, LocalZone, SystemZone};
+
+/// What prune/list need to know about an archive (a manifest entry).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ArchiveRef {
+    /// Archive name.
+    pub name: String,
+    /// Archive id (object id of the archive metadata).
+    pub id: [u8; 32],
+    /// Start time (the manifest's `time`, UTC).
+    pub ts: DateTime<Utc>,
+}
+
+impl ArchiveRef {
+    /// Convenience constructor.
+    pub fn new(name: impl Into<String>, id: [u8; 32], ts: DateTime<Utc>) -> Self {
+        ArchiveRef {
+            name: name.into(),
+            id,
+            ts,
+        }
+    }
+
+    /// The id as 64 lower-case hex digits.
+    pub fn id_hex(&self) -> String {
+        hex::encode(self.id)
+    }
+
+    /// Whether the name is a checkpoint name (`…\.checkpoint` or `…\.checkpoint.N`).
+    pub fn is_checkpoint(&self) -> bool {
+        is_checkpoint(&self.name)
+    }
+}
+
+/// borg's checkpoint test used by prune: the name ends in `.checkpoint` or `.checkpoint.<digits>`.
+pub fn is_checkpoint(name: &str) -> bool {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\.checkpoint(\.\d+)?\z").expect("checkpoint regex"))
+        .is_match(name)
+}
+
+/// The looser test `list`/`info`/`mount` use to hide checkpoints unless
+/// `--consider-checkpoints`: the name contains `.checkpoint` anywhere.
+pub fn hidden_as_checkpoint(name: &str) -> bool {
+    name.contains(".checkpoint")
+}
+
+/// The regex tail prune appends to its glob so that `-a foo` also selects `foo.checkpoint.3`.
+pub const PRUNE_MATCH_END: &str = r"(\.checkpoint(\.\d+)?)?\z";
+
+// ---------------------------------------------------------------------------------------------
+// Rules
+// ---------------------------------------------------------------------------------------------
+
+/// The period rules, in the order borg applies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rule {
+    /// `--keep-secondly` / `--keep-last`.
+    Secondly,
+    /// `--keep-minutely`.
+    Minutely,
+    /// `-H/--keep-hourly`.
+    Hourly,
+    /// `-d/--keep-daily`.
+    Daily,
+    /// `-w/--keep-weekly` (ISO weeks, Monday first).
+    Weekly,
+    /// `-m/--keep-monthly`.
+    Monthly,
+    /// `--keep-13weekly`: ISO year and 13-week block of the ISO week.
+    Quarterly13Weekly,
+    /// `--keep-3monthly`: calendar quarter.
+    Quarterly3Monthly,
+    /// `-y/--keep-yearly`.
+    Yearly,
+}
+
+impl Rule {
+    /// All rules in application order.
+    pub const ALL: [Rule; 9] = [
+        Rule::Secondly,
+        Rule::Minutely,
+        Rule::Hourly,
+        Rule::Daily,
+        Rule::Weekly,
+        Rule::Monthly,
+        Rule::Quarterly13Weekly,
+        Rule::Quarterly3Monthly,
+        Rule::Yearly,
+    ];
+
+    /// borg's rule name as shown in `Keeping archive (rule: NAME #N)`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Secondly => "secondly",
+            Rule::Minutely => "minutely",
+            Rule::Hourly => "hourly",
+            Rule::Daily => "daily",
+            Rule::Weekly => "weekly",
+            Rule::Monthly => "monthly",
+            Rule::Quarterly13Weekly => "quarterly_13weekly",
+            Rule::Quarterly3Monthly => "quarterly_3monthly",
+            Rule::Yearly => "yearly",
+        }
+    }
+
+    /// The period an archive falls into, from its local wall time. Equal keys = same period
+    /// (secondly `%Y-%m-%d %H:%M:%S`, …, weekly `%G-%V`, 13weekly (ISO year, ⌈week/13⌉ capped
+    /// at 4), 3monthly (year, quarter), yearly `%Y`).
+    pub fn period_key(self, t: &NaiveDateTime) -> [i64; 6] {
+        let (y, mo, d) = (t.year() as i64, t.month() as i64, t.day() as i64);
+        let (h, mi, s) = (t.hour() as i64, t.minute() as i64, t.second() as i64);
+        match self {
+            Rule::Secondly => [y, mo, d, h, mi, s],
+            Rule::Minutely => [y, mo, d, h, mi, 0],
+            Rule::Hourly => [y, mo, d, h, 0, 0],
+            Rule::Daily => [y, mo, d, 0, 0, 0],
+            Rule::Weekly => {
+                let w = t.date().iso_week();
+                [w.year() as i64, w.week() as i64, 0, 0, 0, 0]
+            }
+            Rule::Monthly => [y, mo, 0, 0, 0, 0],
+            Rule::Quarterly13Weekly => {
+                let w = t.date().iso_week();
+                let q = match w.week() {
+                    0..=13 => 1,
+                    14..=26 => 2,
+                    27..=39 => 3,
+                    _ => 4,
+                };
+                [w.year() as i64, q, 0, 0, 0, 0]
+            }
+            Rule::Quarterly3Monthly => [y, (mo - 1) / 3 + 1, 0, 0, 0, 0],
+            Rule::Yearly => [y, 0, 0, 0, 0, 0],
+        }
+    }
+}
+
+/// The keep options of `borg prune` (0 = not given, negative = unlimited).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneRules {
+    /// `--keep-within` in hours (see `timefmt::parse_interval`).
+    pub within_hours: Option<u64>,
+    /// `--keep-last` / `--keep-secondly`.
+    pub secondly: i64,
+    /// `--keep-minutely`.
+    pub minutely: i64,
+    /// `--keep-hourly`.
+    pub hourly: i64,
+    /// `--keep-daily`.
+    pub daily: i64,
+    /// `--keep-weekly`.
+    pub weekly: i64,
+    /// `--keep-monthly`.
+    pub monthly: i64,
+    /// `--keep-13weekly`.
+    pub quarterly_13weekly: i64,
+    /// `--keep-3monthly`.
+    pub quarterly_3monthly: i64,
+    /// `--keep-yearly`.
+    pub yearly: i64,
+}
+
+impl PruneRules {
+    /// The count for a rule.
+    pub fn get(&self, rule: Rule) -> i64 {
+        match rule {
+            Rule::Secondly => self.secondly,
+            Rule::Minutely => self.minutely,
+            Rule::Hourly => self.hourly,
+            Rule::Daily => self.daily,
+            Rule::Weekly => self.weekly,
+            Rule::Monthly => self.monthly,
+            Rule::Quarterly13Weekly => self.quarterly_13weekly,
+            Rule::Quarterly3Monthly => self.quarterly_3monthly,
+            Rule::Yearly => self.yearly,
+        }
+    }
+
+    /// Set the count for a rule.
+    pub fn set(&mut self, rule: Rule, n: i64) -> &mut Self {
+        *match rule {
+            Rule::Secondly => &mut self.secondly,
+            Rule::Minutely => &mut self.minutely,
+            Rule::Hourly => &mut self.hourly,
+            Rule::Daily => &mut self.daily,
+            Rule::Weekly => &mut self.weekly,
+            Rule::Monthly => &mut self.monthly,
+            Rule::Quarterly13Weekly => &mut self.quarterly_13weekly,
+            Rule::Quarterly3Monthly => &mut self.quarterly_3monthly,
+            Rule::Yearly => &mut self.yearly,
+        } = n;
+        self
+    }
+
+    /// Builder-style [`PruneRules::set`].
+    pub fn with(mut self, rule: Rule, n: i64) -> Self {
+        self.set(rule, n);
+        self
+    }
+
+    /// Whether any rule is given (a 0 counts as not given), as borg requires.
+    pub fn any(&self) -> bool {
+        self.within_hours.is_some_and(|h| h > 0) || Rule::ALL.iter().any(|r| self.get(*r) != 0)
+    }
+
+    /// borg's check: at least one rule, else [`PruneError::NoRules`].
+    pub fn validate(&self) -> Result<(), PruneError> {
+        if self.any() {
+            Ok(())
+        } else {
+            Err(PruneError::NoRules)
+        }
+    }
+}
+
+/// Errors of [`plan_prune`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PruneError {
+    /// borg `CommandError` (exit code 2, modern 4); printed as `Command Error: <this>`.
+    #[error("At least one of the \"keep-within\", \"keep-last\", \"keep-secondly\", \"keep-minutely\", \"keep-hourly\", \"keep-daily\", \"keep-weekly\", \"keep-monthly\", \"keep-13weekly\", \"keep-3monthly\", or \"keep-yearly\" settings must be specified.")]
+    NoRules,
+    /// The glob does not compile.
+    #[error(transparent)]
+    Glob(#[from] GlobError),
+}
+
+/// Why an archive is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeepReason {
+    /// `--keep-within`.
+    Within,
+    /// A period rule.
+    Rule(Rule),
+    /// A period rule's "keep the oldest" fallback.
+    Oldest(Rule),
+}
+
+impl KeepReason {
+    /// The label in `Keeping archive (rule: LABEL #N):` (`daily`, `within`, `monthly[oldest]`).
+    pub fn label(self) -> String {
+        match self {
+            KeepReason::Within => "within".into(),
+            KeepReason::Rule(r) => r.name().into(),
+            KeepReason::Oldest(r) => format!("{}[oldest]", r.name()),
+        }
+    }
+}
+
+/// The decision for one candidate archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Kept by a rule; `counter` is how many that rule had kept at this point (`#N`).
+    Keep {
+        /// The rule.
+        reason: KeepReason,
+        /// 1-based count within that rule.
+        counter: usize,
+    },
+    /// The newest candidate is a checkpoint newer than all normal archives: kept.
+    KeepCheckpoint,
+    /// To be deleted.
+    Prune,
+}
+
+impl Decision {
+    /// Whether the archive stays.
+    pub fn is_kept(&self) -> bool {
+        !matches!(self, Decision::Prune)
+    }
+}
+
+/// One line of the plan: a candidate archive and its fate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneEntry {
+    /// The archive.
+    pub archive: ArchiveRef,
+    /// Whether its name is a checkpoint name.
+    pub checkpoint: bool,
+    /// What happens to it.
+    pub decision: Decision,
+}
+
+/// The result of [`plan_prune`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrunePlan {
+    /// Candidates (glob matches), newest first — the order of borg's `--list` output and of
+    /// deletion.
+    pub entries: Vec<PruneEntry>,
+    /// Normal archives in the whole repository.
+    pub repo_archives: usize,
+    /// Checkpoint archives in the whole repository.
+    pub repo_checkpoints: usize,
+}
+
+impl PrunePlan {
+    fn count(&self, checkpoint: bool, kept: Option<bool>) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.checkpoint == checkpoint)
+            .filter(|e| kept.is_none_or(|k| e.decision.is_kept() == k))
+            .count()
+    }
+    /// Matching normal archives.
+    pub fn matching_archives(&self) -> usize {
+        self.count(false, None)
+    }
+    /// Matching checkpoints.
+    pub fn matching_checkpoints(&self) -> usize {
+        self.count(true, None)
+    }
+    /// Normal archives kept.
+    pub fn kept_archives(&self) -> usize {
+        self.count(false, Some(true))
+    }
+    /// Checkpoints kept (0 or 1).
+    pub fn kept_checkpoints(&self) -> usize {
+        self.count(true, Some(true))
+    }
+    /// Normal archives to prune.
+    pub fn pruned_archives(&self) -> usize {
+        self.count(false, Some(false))
+    }
+    /// Checkpoints to prune.
+    pub fn pruned_checkpoints(&self) -> usize {
+        self.count(true, Some(false))
+    }
+
+    /// The archives to delete, in deletion (newest-first) order.
+    pub fn to_delete(&self) -> impl Iterator<Item = &ArchiveRef> {
+        self.entries
+            .iter()
+            .filter(|e| !e.decision.is_kept())
+            .map(|e| &e.archive)
+    }
+
+    /// The three `--info` lines (logger `borg.archiver`, INFO).
+    pub fn info_lines(&self) -> [String; 3] {
+        [
+            format!(
+                "Repository contains {} normal archives and {} checkpoint archives.",
+                self.repo_archives, self.repo_checkpoints
+            ),
+            format!(
+                "Applying rules to the matching {} archives and {} checkpoints...",
+                self.matching_archives(),
+                self.matching_checkpoints()
+            ),
+            format!(
+                "Keeping {} archives and {} checkpoints, pruning {} archives and {} checkpoints.",
+                self.kept_archives(),
+                self.kept_checkpoints(),
+                self.pruned_archives(),
+                self.pruned_checkpoints()
+            ),
+        ]
+    }
+
+    /// The `--list` lines (logger `borg.output.list`) in local time: one per candidate, newest
+    /// first; deletions are `Would prune:` with `dry_run`, else `Pruning archive (k/total):`.
+    pub fn list_lines(&self, dry_run: bool) -> Vec<String> {
+        self.list_lines_in(dry_run, &SystemZone)
+    }
+
+    /// [`PrunePlan::list_lines`] in an explicit zone.
+    pub fn list_lines_in(&self, dry_run: bool, zone: &dyn LocalZone) -> Vec<String> {
+        let total = self.to_delete().count();
+        let mut k = 0;
+        self.entries
+            .iter()
+            .map(|e| {
+                let message = match e.decision {
+                    Decision::Prune if dry_run => "Would prune:".to_string(),
+                    Decision::Prune => {
+                        k += 1;
+                        format!("Pruning archive ({k}/{total}):")
+                    }
+                    Decision::KeepCheckpoint => "Keeping checkpoint archive:".to_string(),
+                    Decision::Keep { reason, counter } => {
+                        format!("Keeping archive (rule: {} #{counter}):", reason.label())
+                    }
+                };
+                list_line(&message, &e.archive, zone)
+            })
+            .collect()
+    }
+}
+
+/// `"{message:<44} {archive:<36} {time} [{id}]"` (borg's prune `--list` line).
+pub fn list_line(message: &str, archive: &ArchiveRef, zone: &dyn LocalZone) -> String {
+    format!("{message:<44} {}", format_archive(archive, zone))
+}
+
+/// borg's `format_archive`: `"%-36s %s [%s]"` of name, local text time and hex id.
+pub fn format_archive(archive: &ArchiveRef, zone: &dyn LocalZone) -> String {
+    format!(
+        "{:<36} {} [{}]",
+        archive.name,
+        timefmt::format_time_in(archive.ts, zone),
+        archive.id_hex()
+    )
+}
+
+/// Decide what `borg prune` does with `archives` (the whole manifest, in manifest order):
+/// `glob` is the already placeholder-expanded `--glob-archives` (or `prefix_to_glob(prefix)`),
+/// `now` the current time (for `--keep-within`). Local time from the system zone.
+pub fn plan_prune(
+    archives: &[ArchiveRef],
+    glob: Option<&str>,
+    rules: &PruneRules,
+    now: DateTime<Utc>,
+) -> Result<PrunePlan, PruneError> {
+    plan_prune_in(archives, glob, rules, now, &SystemZone)
+}
+
+/// [`plan_prune`] in an explicit local zone.
+pub fn plan_prune_in(
+    archives: &[ArchiveRef],
+    glob: Option<&str>,
+    rules: &PruneRules,
+    now: DateTime<Utc>,
+    zone: &dyn LocalZone,
+) -> Result<PrunePlan, PruneError> {
+    rules.validate()?;
+    let matcher = ArchiveGlob::with_match_end(glob.unwrap_or(""), PRUNE_MATCH_END)?;
+    // manifest.archives.list(glob, sort_by=['ts'], reverse=True): filter, stable sort, reverse.
+    let mut candidates: Vec<&ArchiveRef> = archives
+        .iter()
+        .filter(|a| matcher.is_match(&a.name))
+        .collect();
+    candidates.sort_by(|a, b| a.ts.cmp(&b.ts));
+    candidates.reverse();
+
+    let checkpoint_flags: Vec<bool> = candidates.iter().map(|a| a.is_checkpoint()).collect();
+    let normal: Vec<&ArchiveRef> = candidates
+        .iter()
+        .zip(&checkpoint_flags)
+        .filter(|(_, c)| !**c)
+        .map(|(a, _)| *a)
+        .collect();
+    let reasons = keep_decisions_in(&normal, rules, now, zone);
+
+    let mut normal_iter = reasons.into_iter();
+    let entries = candidates
+        .iter()
+        .zip(&checkpoint_flags)
+        .enumerate()
+        .map(|(i, (a, &checkpoint))| {
+            let decision = if checkpoint {
+                if i == 0 {
+                    Decision::KeepCheckpoint
+                } else {
+                    Decision::Prune
+                }
+            } else {
+                match normal_iter.next().flatten() {
+                    Some((reason, counter)) => Decision::Keep { reason, counter },
+                    None => Decision::Prune,
+                }
+            };
+            PruneEntry {
+                archive: (*a).clone(),
+                checkpoint,
+                decision,
+            }
+        })
+        .collect();
+    let repo_checkpoints = archives.iter().filter(|a| a.is_checkpoint()).count();
+    Ok(PrunePlan {
+        entries,
+        repo_archives: archives.len() - repo_checkpoints,
+        repo_checkpoints,
+    })
+}
+
+/// The rule engine on normal (non-checkpoint) archives given newest first (ties as borg orders
+/// them): for each archive, why it is kept and the rule's counter, or `None` if it is pruned.
+pub fn keep_decisions_in(
+    normal_newest_first: &[&ArchiveRef],
+    rules: &PruneRules,
+    now: DateTime<Utc>,
+    zone: &dyn LocalZone,
+) -> Vec<Option<(KeepReason, usize)>> {
+    let n = normal_newest_first.len();
+    let mut kept: Vec<Option<(KeepReason, usize)>> = vec![None; n];
+
+    if let Some(hours) = rules.within_hours.filter(|h| *h > 0) {
+        let target = i64::try_from(hours)
+            .ok()
+            .and_then(|h| h.checked_mul(3600))
+            .and_then(Duration::try_seconds)
+            .and_then(|d| now.checked_sub_signed(d));
+        let mut counter = 0;
+        for (i, a) in normal_newest_first.iter().enumerate() {
+            if target.is_none_or(|t| a.ts > t) {
+                counter += 1;
+                kept[i] = Some((KeepReason::Within, counter));
+            }
+        }
+    }
+
+    // Local wall times once (borg's to_localtime: whole seconds).
+    let local: Vec<NaiveDateTime> = normal_newest_first
+        .iter()
+        .map(|a| timefmt::to_localtime_in(a.ts, zone))
+        .collect();
+    // prune_split sorts by ts descending (stable), which leaves our order unchanged.
+    debug_assert!(normal_newest_first
+        .windows(2)
+        .all(|w| w[0].ts.cmp(&w[1].ts) != Ordering::Less));
+
+    for rule in Rule::ALL {
+        let want = rules.get(rule);
+        if want == 0 {
+            continue;
+        }
+        let mut last: Option<[i64; 6]> = None;
+        let mut count: i64 = 0;
+        for (i, t) in local.iter().enumerate() {
+            let period = rule.period_key(t);
+            if last != Some(period) {
+                last = Some(period);
+                if kept[i].is_none() {
+                    count += 1;
+                    kept[i] = Some((KeepReason::Rule(rule), count as usize));
+                    if count == want {
+                        break;
+                    }
+                }
+            }
+        }
+        // Keep the oldest archive if the rule did not reach its target (never for negative N,
+        // and not when the loop stopped early because it reached N).
+        if n > 0 && count < want && kept[n - 1].is_none() {
+            count += 1;
+            kept[n - 1] = Some((KeepReason::Oldest(rule), count as usize));
+        }
+    }
+    kept
+}
+
+// ---------------------------------------------------------------------------------------------
+// Archive filters (list / info / delete / check / mount)
+// ---------------------------------------------------------------------------------------------
+
+/// A `--sort-by` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// `timestamp` (the start time).
+    Timestamp,
+    /// `archive` or `name`.
+    Name,
+    /// `id` (raw bytes).
+    Id,
+}
+
+/// An invalid `--sort-by` key; argparse prints `argument --sort-by: Invalid sort key: X`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Invalid sort key: {0}")]
+pub struct SortKeyError(pub String);
+
+/// borg's `SortBySpec`: a comma-separated list of `timestamp`, `archive`, `name`, `id`.
+pub fn parse_sort_by(text: &str) -> Result<Vec<SortKey>, SortKeyError> {
+    text.split(',')
+        .map(|t| match t {
+            "timestamp" => Ok(SortKey::Timestamp),
+            "archive" | "name" => Ok(SortKey::Name),
+            "id" => Ok(SortKey::Id),
+            other => Err(SortKeyError(other.to_string())),
+        })
+        .collect()
+}
+
+/// The "Archive filters" option group, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveFilter {
+    /// `-a/--glob-archives` (placeholder-expanded) or `prefix_to_glob(-P)`; `None` = all.
+    pub glob: Option<String>,
+    /// `--sort-by` keys, most significant first (borg's default is `[Timestamp]`; an empty
+    /// list keeps manifest order).
+    pub sort_by: Vec<SortKey>,
+    /// `--first N` (`None` or 0 = off).
+    pub first: Option<usize>,
+    /// `--last N` (`None` or 0 = off; ignored when `first` is set).
+    pub last: Option<usize>,
+    /// Include checkpoints (`--consider-checkpoints`; `info`/`delete`/`check` consider them).
+    pub consider_checkpoints: bool,
+    /// Reverse the final list.
+    pub reverse: bool,
+}
+
+impl Default for ArchiveFilter {
+    /// No filtering: every archive in manifest order (borg's `Archives.list()`).
+    fn default() -> Self {
+        ArchiveFilter {
+            glob: None,
+            sort_by: Vec::new(),
+            first: None,
+            last: None,
+            consider_checkpoints: true,
+            reverse: false,
+        }
+    }
+}
+
+impl ArchiveFilter {
+    /// Whether the user asked for any filter (borg refuses these on archive targets:
+    /// `The options --first, --last, --prefix, and --glob-archives, and --consider-checkpoints
+    /// can only be used on repository targets.`).
+    pub fn is_filtering(&self) -> bool {
+        self.glob.is_some()
+            || self.first.unwrap_or(0) > 0
+            || self.last.unwrap_or(0) > 0
+            || !self.consider_checkpoints
+    }
+}
+
+/// borg's `Archives.list(...)`: glob filter (full match), optional checkpoint hiding
+/// (`.checkpoint` anywhere in the name), stable sorts by the keys (least significant first),
+/// `--first`/`--last` (the last N stay in ascending order), then optional reversal.
+pub fn filter_archives(
+    archives: &[ArchiveRef],
+    filter: &ArchiveFilter,
+) -> Result<Vec<ArchiveRef>, GlobError> {
+    let glob = ArchiveGlob::new(filter.glob.as_deref().unwrap_or(""))?;
+    let mut out: Vec<ArchiveRef> = archives
+        .iter()
+        .filter(|a| glob.is_match(&a.name))
+        .filter(|a| filter.consider_checkpoints || !hidden_as_checkpoint(&a.name))
+        .cloned()
+        .collect();
+    for key in filter.sort_by.iter().rev() {
+        match key {
+            SortKey::Timestamp => out.sort_by(|a, b| a.ts.cmp(&b.ts)),
+            SortKey::Name => out.sort_by(|a, b| a.name.cmp(&b.name)),
+            SortKey::Id => out.sort_by(|a, b| a.id.cmp(&b.id)),
+        }
+    }
+    match (filter.first.unwrap_or(0), filter.last.unwrap_or(0)) {
+        (f, _) if f > 0 => out.truncate(f),
+        (_, l) if l > 0 => {
+            let skip = out.len().saturating_sub(l);
+            out.drain(..skip);
+        }
+        _ => {}
+    }
+    if filter.reverse {
+        out.reverse();
+    }
+    Ok(out)
+}
