@@ -13,7 +13,7 @@
 //! All tests that depend on the process' local time zone serialise on `TZ_LOCK` and set `TZ`
 //! themselves (chrono's `Local` and libc re-read it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -548,6 +548,9 @@ fn history(now: DateTime<Utc>) -> Vec<(String, DateTime<Utc>)> {
     }
     // absolute dates: ISO-week/year boundaries, quarter boundaries, DST transitions, old years
     for (y, mo, d, h, mi) in [
+        // the oldest archives share their month/year, so [oldest] triggers
+        (2015, 3, 1, 12, 0),
+        (2015, 3, 20, 12, 0),
         (2015, 6, 1, 12, 0),
         (2017, 3, 1, 8, 0),
         (2019, 11, 30, 23, 59),
@@ -809,32 +812,89 @@ fn prune_matches_real_borg() {
             label: "borg 1.4",
         });
     }
-    // Create both repositories in parallel (archive creation dominates the run time).
-    std::thread::scope(|s| {
-        for b in &borgs {
-            let hist = &hist;
-            let src = &src;
-            s.spawn(move || build_repo(b, hist, src));
-        }
-    });
+    let t0 = std::time::Instant::now();
+    // One real borg 1.2 repository; borg 1.4 works on a copy of it (separate BORG_BASE_DIR), so
+    // archive creation (the slow part) happens once.
+    build_repo(&borgs[0], &hist, &src);
+    if borgs.len() > 1 {
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(&borgs[0].repo)
+            .arg(&borgs[1].repo)
+            .status()
+            .unwrap();
+        assert!(st.success(), "cp -a repo");
+    }
+    eprintln!("created {} archives in {:?}", hist.len(), t0.elapsed());
 
+    let lists: Vec<Vec<ArchiveRef>> = borgs.iter().map(list_archives).collect();
+    for (b, l) in borgs.iter().zip(&lists) {
+        assert_eq!(l.len(), hist.len(), "{}: archive count", b.label);
+    }
     let _g = lock_tz();
-    let mut report: BTreeMap<String, usize> = BTreeMap::new();
-    for b in &borgs {
-        let archives = list_archives(b);
-        assert_eq!(archives.len(), hist.len(), "{}: archive count", b.label);
-        let is14 = b.label == "borg 1.4";
-        for tz in ["UTC", "America/New_York", "Europe/Berlin"] {
-            let n = in_tz(tz, || compare_prunes(b, &archives, tz, is14));
-            *report.entry(b.label.to_string()).or_default() += n;
+    let mut report: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for tz in ["UTC", "America/New_York", "Europe/Berlin"] {
+        set_tz(tz);
+        // One fresh thread per borg version (fresh chrono zone cache; borg runs in parallel).
+        let seen: Vec<BTreeSet<String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = borgs
+                .iter()
+                .zip(&lists)
+                .map(|(b, l)| s.spawn(move || compare_prunes(b, l, tz, b.label == "borg 1.4")))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("comparison thread panicked"))
+                .collect()
+        });
+        for (b, labels) in borgs.iter().zip(seen) {
+            report.entry(b.label.to_string()).or_default().extend(labels);
         }
     }
     set_tz("UTC");
-    eprintln!("prune comparisons passed: {report:?} over {} archives", hist.len());
+    eprintln!(
+        "prune comparisons passed over {} archives in {:?}; messages seen: {report:#?}",
+        hist.len(),
+        t0.elapsed()
+    );
+    // Coverage: every rule, the [oldest] fallback, within, checkpoints and pruning occurred.
+    let all: BTreeSet<&str> =
+        report.values().flatten().map(|s| s.as_str()).collect();
+    for want in [
+        "Keeping archive (rule: within",
+        "Keeping archive (rule: secondly",
+        "Keeping archive (rule: minutely",
+        "Keeping archive (rule: hourly",
+        "Keeping archive (rule: daily",
+        "Keeping archive (rule: weekly",
+        "Keeping archive (rule: monthly",
+        "Keeping archive (rule: yearly",
+        "Keeping archive (rule: yearly[oldest]",
+        "Keeping archive (rule: monthly[oldest]",
+        "Keeping checkpoint archive:",
+        "Would prune:",
+    ] {
+        assert!(all.contains(want), "no borg output line {want:?} in any combination");
+    }
+    if borgs.len() > 1 {
+        for want in [
+            "Keeping archive (rule: quarterly_13weekly",
+            "Keeping archive (rule: quarterly_3monthly",
+        ] {
+            assert!(all.contains(want), "no borg 1.4 output line {want:?}");
+        }
+    }
 }
 
-fn compare_prunes(b: &Borg, archives: &[ArchiveRef], tz: &str, is14: bool) -> usize {
-    let mut done = 0;
+/// Runs every combo for one borg under `tz`; returns the set of list messages seen (rule labels
+/// without counters), so the caller can check coverage.
+fn compare_prunes(
+    b: &Borg,
+    archives: &[ArchiveRef],
+    tz: &str,
+    is14: bool,
+) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
     {
         {
             for combo in combos() {
@@ -870,6 +930,8 @@ fn compare_prunes(b: &Borg, archives: &[ArchiveRef], tz: &str, is14: bool) -> us
                 );
                 for (bl, ol) in borg_lines.iter().zip(&ours) {
                     let bp = parse_line(bl).unwrap_or_else(|| panic!("{ctx}: unparsable {bl:?}"));
+                    let label = bp.0.split(" #").next().unwrap_or("").to_string();
+                    seen.insert(label);
                     let op = parse_line(ol).unwrap_or_else(|| panic!("{ctx}: unparsable {ol:?}"));
                     assert_eq!(bp, op, "{ctx}:\nborg : {bl}\nrborg: {ol}");
                     if is14 {
@@ -888,9 +950,8 @@ fn compare_prunes(b: &Borg, archives: &[ArchiveRef], tz: &str, is14: bool) -> us
                         .collect();
                     assert_eq!(info, plan.info_lines().to_vec(), "{ctx}: --info lines");
                 }
-                done += 1;
             }
         }
     }
-    done
+    seen
 }
