@@ -322,10 +322,48 @@ fn format_line_matches_borg() {
     let _g = lock_tz();
     set_tz("UTC");
     let str_specs = [
-        "", "10", "<10", ">10", "^10", "^9", "*^9", "x<5", ".2", "10.2", "05", "010", "0>5", "+",
-        "-", " ", "z", "#", "=10", ",", "_", "s", ">8s", "d", "x", "c", "%", "e", ".", "10.",
-        "1,", ",_", "__", ">>", "%Y", "ss", "999999999999999999999", "<", "\u{0}<5", "é^7",
-        "_<6", ",<6",
+        "",
+        "10",
+        "<10",
+        ">10",
+        "^10",
+        "^9",
+        "*^9",
+        "x<5",
+        ".2",
+        "10.2",
+        "05",
+        "010",
+        "0>5",
+        "+",
+        "-",
+        " ",
+        "z",
+        "#",
+        "=10",
+        ",",
+        "_",
+        "s",
+        ">8s",
+        "d",
+        "x",
+        "c",
+        "%",
+        "e",
+        ".",
+        "10.",
+        "1,",
+        ",_",
+        "__",
+        ">>",
+        "%Y",
+        "ss",
+        "999999999999999999999",
+        "<",
+        "\u{0}<5",
+        "é^7",
+        "_<6",
+        ",<6",
     ];
     let int_specs = [
         "", "8", ">8", "<8", "^8", "08", "+", " ", "-", "+08", "=8", "*=+8", ",", "_", "010,",
@@ -454,7 +492,13 @@ fn format_line_matches_borg() {
             }
         };
         if (&got.0, &got.1) != (kind, text) {
-            failures.push(format!("{f:?}: borg {kind} {text:?}\n{:>w$} rborg {} {:?}", "", got.0, got.1, w = f.len() + 4));
+            failures.push(format!(
+                "{f:?}: borg {kind} {text:?}\n{:>w$} rborg {} {:?}",
+                "",
+                got.0,
+                got.1,
+                w = f.len() + 4
+            ));
         }
     }
     assert!(
@@ -519,7 +563,11 @@ fn history(now: DateTime<Utc>) -> Vec<(String, DateTime<Utc>)> {
         .unwrap()
         .with_nanosecond(0)
         .unwrap();
-    let base = if base > now { base - Duration::hours(1) } else { base };
+    let base = if base > now {
+        base - Duration::hours(1)
+    } else {
+        base
+    };
     let push = |prefix: &str, t: DateTime<Utc>, v: &mut Vec<(String, DateTime<Utc>)>| {
         let mut name = format!("{prefix}-{}", t.format("%Y%m%dT%H%M%S"));
         while v.iter().any(|(n, _)| *n == name) {
@@ -539,12 +587,20 @@ fn history(now: DateTime<Utc>) -> Vec<(String, DateTime<Utc>)> {
     }
     // every 4 days for ~3 months
     for k in 4..26 {
-        push("db", base - Duration::days(4 * k) - Duration::minutes(7), &mut v);
+        push(
+            "db",
+            base - Duration::days(4 * k) - Duration::minutes(7),
+            &mut v,
+        );
     }
     // every ~11 days for the year before
     for k in 10..36 {
         let p = if k % 3 == 0 { "web" } else { "db" };
-        push(p, base - Duration::days(11 * k) - Duration::hours(5), &mut v);
+        push(
+            p,
+            base - Duration::days(11 * k) - Duration::hours(5),
+            &mut v,
+        );
     }
     // absolute dates: ISO-week/year boundaries, quarter boundaries, DST transitions, old years
     for (y, mo, d, h, mi) in [
@@ -569,7 +625,7 @@ fn history(now: DateTime<Utc>) -> Vec<(String, DateTime<Utc>)> {
         (2024, 10, 27, 0, 30), // Berlin DST end 01:00 UTC: both are 02:30 local
         (2024, 10, 27, 1, 30),
         (2024, 12, 30, 9, 0), // ISO week 2025-W01
-        (2025, 3, 9, 6, 30), // New York DST start 07:00 UTC
+        (2025, 3, 9, 6, 30),  // New York DST start 07:00 UTC
         (2025, 3, 9, 7, 30),
         (2025, 11, 2, 5, 30), // New York DST end 06:00 UTC: both 01:30 local
         (2025, 11, 2, 6, 30),
@@ -724,13 +780,27 @@ fn combos() -> Vec<Combo> {
             borg14_only: false,
         },
         Combo {
-            args: &["--keep-within", "3d", "--keep-daily", "3", "--keep-weekly", "2"],
+            args: &[
+                "--keep-within",
+                "3d",
+                "--keep-daily",
+                "3",
+                "--keep-weekly",
+                "2",
+            ],
             rules: within(72, r().with(Rule::Daily, 3).with(Rule::Weekly, 2)),
             glob: None,
             borg14_only: false,
         },
         Combo {
-            args: &["--keep-last", "5", "--keep-minutely", "3", "--keep-hourly", "-1"],
+            args: &[
+                "--keep-last",
+                "5",
+                "--keep-minutely",
+                "3",
+                "--keep-hourly",
+                "-1",
+            ],
             rules: r()
                 .with(Rule::Secondly, 5)
                 .with(Rule::Minutely, 3)
@@ -751,7 +821,14 @@ fn combos() -> Vec<Combo> {
             borg14_only: false,
         },
         Combo {
-            args: &["-a", "*-202[0-4]*", "--keep-daily", "-1", "--keep-weekly", "9"],
+            args: &[
+                "-a",
+                "*-202[0-4]*",
+                "--keep-daily",
+                "-1",
+                "--keep-weekly",
+                "9",
+            ],
             rules: r().with(Rule::Daily, -1).with(Rule::Weekly, 9),
             glob: Some("*-202[0-4]*"),
             borg14_only: false,
@@ -769,7 +846,14 @@ fn combos() -> Vec<Combo> {
             borg14_only: true,
         },
         Combo {
-            args: &["--keep-3monthly", "8", "--keep-weekly", "2", "--keep-yearly", "2"],
+            args: &[
+                "--keep-3monthly",
+                "8",
+                "--keep-weekly",
+                "2",
+                "--keep-yearly",
+                "2",
+            ],
             rules: r()
                 .with(Rule::Quarterly3Monthly, 8)
                 .with(Rule::Weekly, 2)
@@ -778,8 +862,17 @@ fn combos() -> Vec<Combo> {
             borg14_only: true,
         },
         Combo {
-            args: &["-a", "db-tie-?", "--keep-last", "1", "--keep-13weekly", "-1"],
-            rules: r().with(Rule::Secondly, 1).with(Rule::Quarterly13Weekly, -1),
+            args: &[
+                "-a",
+                "db-tie-?",
+                "--keep-last",
+                "1",
+                "--keep-13weekly",
+                "-1",
+            ],
+            rules: r()
+                .with(Rule::Secondly, 1)
+                .with(Rule::Quarterly13Weekly, -1),
             glob: Some("db-tie-?"),
             borg14_only: true,
         },
@@ -848,7 +941,10 @@ fn prune_matches_real_borg() {
                 .collect()
         });
         for (b, labels) in borgs.iter().zip(seen) {
-            report.entry(b.label.to_string()).or_default().extend(labels);
+            report
+                .entry(b.label.to_string())
+                .or_default()
+                .extend(labels);
         }
     }
     set_tz("UTC");
@@ -858,8 +954,7 @@ fn prune_matches_real_borg() {
         t0.elapsed()
     );
     // Coverage: every rule, the [oldest] fallback, within, checkpoints and pruning occurred.
-    let all: BTreeSet<&str> =
-        report.values().flatten().map(|s| s.as_str()).collect();
+    let all: BTreeSet<&str> = report.values().flatten().map(|s| s.as_str()).collect();
     for want in [
         "Keeping archive (rule: within",
         "Keeping archive (rule: secondly",
@@ -874,7 +969,10 @@ fn prune_matches_real_borg() {
         "Keeping checkpoint archive:",
         "Would prune:",
     ] {
-        assert!(all.contains(want), "no borg output line {want:?} in any combination");
+        assert!(
+            all.contains(want),
+            "no borg output line {want:?} in any combination"
+        );
     }
     if borgs.len() > 1 {
         for want in [
@@ -888,12 +986,7 @@ fn prune_matches_real_borg() {
 
 /// Runs every combo for one borg under `tz`; returns the set of list messages seen (rule labels
 /// without counters), so the caller can check coverage.
-fn compare_prunes(
-    b: &Borg,
-    archives: &[ArchiveRef],
-    tz: &str,
-    is14: bool,
-) -> BTreeSet<String> {
+fn compare_prunes(b: &Borg, archives: &[ArchiveRef], tz: &str, is14: bool) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
     {
         {
@@ -945,7 +1038,8 @@ fn compare_prunes(
                         .filter(|l| {
                             l.starts_with("Repository contains")
                                 || l.starts_with("Applying rules")
-                                || (l.starts_with("Keeping ") && l.contains(" checkpoints, pruning "))
+                                || (l.starts_with("Keeping ")
+                                    && l.contains(" checkpoints, pruning "))
                         })
                         .collect();
                     assert_eq!(info, plan.info_lines().to_vec(), "{ctx}: --info lines");
@@ -954,4 +1048,155 @@ fn compare_prunes(
         }
     }
     seen
+}
+
+// ---------------------------------------------------------------------------------------------
+// archive globs vs borg's shellpattern
+// ---------------------------------------------------------------------------------------------
+
+const GLOB_PY: &str = r#"
+import sys, json, re
+from borg import shellpattern
+out = []
+for pat, name, prune in json.load(sys.stdin):
+    try:
+        end = r'(\.checkpoint(\.\d+)?)?\Z' if prune else r'\Z'
+        rx = re.compile(shellpattern.translate(pat or '*', match_end=end))
+        out.append('match' if rx.match(name) else 'nomatch')
+    except re.error:
+        out.append('error')
+json.dump(out, sys.stdout)
+"#;
+
+#[test]
+fn archive_glob_matches_borg() {
+    use rborg::archive::prune::PRUNE_MATCH_END;
+    use rborg::cli::placeholders::ArchiveGlob;
+    let pats = [
+        "",
+        "*",
+        "?",
+        "a*",
+        "*a",
+        "a?c",
+        "[abc]*",
+        "[!abc]*",
+        "[a-c]x",
+        "[]]*",
+        "[!]]*",
+        "[]a]",
+        "[",
+        "a[b",
+        "[!",
+        "[!]",
+        "[]",
+        "\\*",
+        "a\\b",
+        "[\\]x",
+        "[a\\-z]",
+        "**/x",
+        "a/**/b",
+        "*.*",
+        "a+b",
+        "(a)",
+        "a|b",
+        "{a,b}",
+        "^a$",
+        "[^a]",
+        "[a-]",
+        "[-a]",
+        "[z-a]",
+        "[a--]",
+        "[--0]",
+        "é*",
+        "*ü",
+        "db-*",
+        "web*",
+        "x[!-]y",
+        "[[]",
+        "[a&&b]",
+        "[~~]",
+        "a.checkpoint",
+    ];
+    let names = [
+        "",
+        "a",
+        "b",
+        "abc",
+        "xbc",
+        "ax",
+        "bx",
+        "dx",
+        "]",
+        "]x",
+        "a]",
+        "x",
+        "aXc",
+        "a/b",
+        "a/c/b",
+        "*",
+        "a\\b",
+        "\\x",
+        "-x",
+        "a-",
+        "^",
+        "^a",
+        "[",
+        "a[b",
+        "éa",
+        "aü",
+        "db-1",
+        "db-1.checkpoint",
+        "db-1.checkpoint.7",
+        "db-1.checkpoint.x",
+        "web.checkpoint",
+        "x-y",
+        "xy",
+        "&",
+        "~",
+        "/x",
+        "a+b",
+        "(a)",
+        "a|b",
+        "{a,b}",
+        "a.checkpoint",
+        "a.checkpoint.1",
+        "b-z",
+    ];
+    let mut cases = Vec::new();
+    for p in pats {
+        for n in names {
+            for prune in [false, true] {
+                cases.push((p, n, prune));
+            }
+        }
+    }
+    let input = serde_json::to_string(&cases).unwrap();
+    let out = run_python(GLOB_PY, &input, "UTC");
+    let expected: Vec<String> = serde_json::from_str(&out).unwrap();
+    let mut failures = Vec::new();
+    for ((p, n, prune), exp) in cases.iter().zip(&expected) {
+        let g = if *prune {
+            ArchiveGlob::with_match_end(p, PRUNE_MATCH_END)
+        } else {
+            ArchiveGlob::new(p)
+        };
+        let got = match g {
+            Err(_) => "error",
+            Ok(g) if g.is_match(n) => "match",
+            Ok(_) => "nomatch",
+        };
+        if got != exp {
+            failures.push(format!(
+                "glob {p:?} name {n:?} prune={prune}: borg {exp} rborg {got}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} glob cases differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures[..failures.len().min(40)].join("\n")
+    );
 }

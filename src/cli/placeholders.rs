@@ -444,11 +444,13 @@ fn format_map(s: &str, data: &FormatData, depth: u32) -> Result<String, PyErr> {
                     's' => value.py_str(),
                     'a' => py_ascii(&value.py_repr()),
                     other => {
-                        return Err(value_error(if (other as u32) > 32 && (other as u32) < 127 {
-                            format!("Unknown conversion specifier {other}")
-                        } else {
-                            format!("Unknown conversion specifier \\x{:x}", other as u32)
-                        }))
+                        return Err(value_error(
+                            if (other as u32) > 32 && (other as u32) < 127 {
+                                format!("Unknown conversion specifier {other}")
+                            } else {
+                                format!("Unknown conversion specifier \\x{:x}", other as u32)
+                            },
+                        ))
                     }
                 });
                 &converted
@@ -537,7 +539,12 @@ struct Spec {
 /// Refuse absurd widths/precisions instead of allocating gigabytes (Python: MemoryError).
 const MAX_WIDTH: i64 = 1 << 24;
 
-fn parse_spec(spec: &str, default_type: char, default_align: char, type_name: &str) -> Result<Spec, PyErr> {
+fn parse_spec(
+    spec: &str,
+    default_type: char,
+    default_align: char,
+    type_name: &str,
+) -> Result<Spec, PyErr> {
     let c: Vec<char> = spec.chars().collect();
     let end = c.len();
     let mut pos = 0;
@@ -1091,7 +1098,10 @@ pub fn uuid4() -> String {
 /// `{pid}`, `{uuid4}`, `{borgversion}`, `{borgmajor}`, `{borgminor}`, `{borgpatch}` (and `{{`/`}}`),
 /// all from one "now" instant.
 pub fn replace_placeholders(text: &str, overrides: &Overrides) -> Result<String, PlaceholderError> {
-    format_line(text, &PlaceholderContext::from_environment().data(overrides))
+    format_line(
+        text,
+        &PlaceholderContext::from_environment().data(overrides),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1230,4 +1240,382 @@ pub fn translate_glob(pat: &str) -> Result<String, GlobError> {
         }
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::timefmt::FixedZone;
+    use chrono::TimeZone;
+
+    fn ctx() -> PlaceholderContext {
+        PlaceholderContext {
+            now: Utc.with_ymd_and_hms(2026, 11, 25, 16, 5, 51).unwrap()
+                + chrono::Duration::microseconds(123_456),
+            hostname: "myhost".into(),
+            fqdn: "myhost.example.com".into(),
+            user: "alice".into(),
+            pid: 4242,
+            uuid4: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
+            version: "1.4.1".into(),
+        }
+    }
+
+    fn cet() -> FixedZone {
+        FixedZone {
+            offset_secs: 3600,
+            name: "CET".into(),
+        }
+    }
+
+    fn expand(text: &str) -> Result<String, PlaceholderError> {
+        format_line(text, &ctx().data_in(&Overrides::default(), &cet()))
+    }
+
+    #[test]
+    fn placeholder_values() {
+        let table: &[(&str, &str)] = &[
+            ("{hostname}", "myhost"),
+            ("{fqdn}", "myhost.example.com"),
+            ("{reverse-fqdn}", "com.example.myhost"),
+            ("{now}", "2026-11-25T17:05:51"),
+            ("{now:%Y-%m-%dT%H:%M:%S.%f}", "2026-11-25T17:05:51.123456"),
+            ("{now:%z %Z}", "+0100 CET"),
+            ("{utcnow}", "2026-11-25T16:05:51"),
+            ("{utcnow:%Y%m%d %z %Z}", "20261125 +0000 UTC"),
+            ("{unixtime}", "1795622751"),
+            ("{user}", "alice"),
+            ("{pid}", "4242"),
+            ("{uuid4}", "0f8fad5b-d9cb-469f-a165-70867728950e"),
+            ("{borgversion}", "1.4.1"),
+            ("{borgmajor}", "1"),
+            ("{borgminor}", "1.4"),
+            ("{borgpatch}", "1.4.1"),
+            (
+                "{hostname}-{now:%Y-%m-%dT%H:%M:%S.%f}",
+                "myhost-2026-11-25T17:05:51.123456",
+            ),
+            ("{{hostname}}-{{}}", "{hostname}-{}"),
+            ("a{{b}}c", "a{b}c"),
+            (
+                "{pid:>8}|{pid:<6}|{pid:08}|{pid:,}",
+                "    4242|4242  |00004242|4,242",
+            ),
+            (
+                "{user:>7}|{user:^9}|{user:.3}|{user:*<7}",
+                "  alice|  alice  |ali|alice**",
+            ),
+            ("{now:}", "2026-11-25T17:05:51"),
+            ("{now:>20}", ">20"),
+            ("{now:{pid}}", "4242"),
+            ("{user:>{pid:.1}}", ""),
+            (
+                "/backups/{hostname}::{user}-{now:%Y}",
+                "/backups/myhost::alice-2026",
+            ),
+        ];
+        for (fmt, want) in table {
+            match expand(fmt) {
+                Ok(got) => assert_eq!(got, *want, "{fmt}"),
+                Err(e) if want.is_empty() => {
+                    assert!(
+                        matches!(e, PlaceholderError::Formatting { .. }),
+                        "{fmt}: {e}"
+                    )
+                }
+                Err(e) => panic!("{fmt}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn timestamp_override_replaces_now_but_not_unixtime() {
+        let o = Overrides {
+            timestamp: Some(Utc.with_ymd_and_hms(2020, 5, 6, 7, 8, 9).unwrap()),
+        };
+        let d = ctx().data_in(&o, &cet());
+        assert_eq!(
+            format_line("{now} {utcnow} {unixtime}", &d).unwrap(),
+            "2020-05-06T08:08:09 2020-05-06T07:08:09 1795622751"
+        );
+    }
+
+    #[test]
+    fn data_order_and_repr() {
+        let d = ctx().data_in(&Overrides::default(), &cet());
+        let keys: Vec<&str> = d.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "pid",
+                "fqdn",
+                "reverse-fqdn",
+                "hostname",
+                "now",
+                "utcnow",
+                "unixtime",
+                "user",
+                "uuid4",
+                "borgversion",
+                "borgmajor",
+                "borgminor",
+                "borgpatch"
+            ]
+        );
+        let r = d.py_repr();
+        assert!(r.starts_with("{'pid': 4242, 'fqdn': 'myhost.example.com', 'reverse-fqdn': 'com.example.myhost', 'hostname': 'myhost', 'now': <borg.helpers.parseformat.DatetimeWrapper object at 0x"), "{r}");
+        assert!(
+            r.ends_with("'borgmajor': '1', 'borgminor': '1.4', 'borgpatch': '1.4.1'}"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn errors() {
+        let e = expand("{hostname}-{foo}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Invalid placeholder \"foo\" in string: {hostname}-{foo}"
+        );
+        assert_eq!(e.exit_mcode(), 6);
+        assert!(e.argparse_text().is_none());
+        for (text, key) in [
+            ("{now!r}", "now"),
+            ("{now.year}", "now.year"),
+            ("{0}", "0"),
+            ("{ pid}", " pid"),
+            ("{x}}", "x"), // the invalid key is found before the syntax error
+        ] {
+            match expand(text).unwrap_err() {
+                PlaceholderError::InvalidPlaceholder { key: k, .. } => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        let e = expand("{pid:%Y}").unwrap_err();
+        assert_eq!(e.exit_mcode(), 5);
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("Formatting Error: \"{pid:%Y}\".format({'pid': 4242, "),
+            "{msg}"
+        );
+        assert!(
+            msg.ends_with("'borgpatch': '1.4.1'}): ValueError(Invalid format specifier '%Y' for object of type 'int')"),
+            "{msg}"
+        );
+        match expand("{}").unwrap_err() {
+            PlaceholderError::Formatting { class, message, .. } => {
+                assert_eq!(
+                    (class.as_str(), message.as_str()),
+                    ("ValueError", "Format string contains positional fields")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        match expand("{now:{nope}}").unwrap_err() {
+            PlaceholderError::Formatting { class, message, .. } => {
+                assert_eq!((class.as_str(), message.as_str()), ("KeyError", "'nope'"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let syntax: &[(&str, &str)] = &[
+            ("a}b", "Single '}' encountered in format string"),
+            ("a{", "Single '{' encountered in format string"),
+            ("{pid", "expected '}' before end of string"),
+            (
+                "{now!",
+                "end of string while looking for conversion specifier",
+            ),
+            ("{now!}", "unmatched '{' in format spec"),
+            ("{now!rx}", "expected ':' after conversion specifier"),
+            ("{a{b}}", "unexpected '{' in field name"),
+            ("{now:{{}", "unmatched '{' in format spec"),
+        ];
+        for (text, msg) in syntax {
+            let e = expand(text).unwrap_err();
+            assert_eq!(e.to_string(), *msg, "{text}");
+            assert_eq!(e.exit_mcode(), 2);
+            assert_eq!(
+                e.argparse_text().unwrap(),
+                format!("invalid replace_placeholders value: '{text}'")
+            );
+        }
+    }
+
+    #[test]
+    fn str_and_int_specs() {
+        let s: &[(&str, Result<&str, &str>)] = &[
+            ("", Ok("abc")),
+            ("10", Ok("abc       ")),
+            (">10", Ok("       abc")),
+            ("^9", Ok("   abc   ")),
+            ("*^9", Ok("***abc***")),
+            (".2", Ok("ab")),
+            ("05", Ok("abc00")),
+            ("0>5", Ok("00abc")),
+            (">>", Ok("abc")),
+            ("+", Err("Sign not allowed in string format specifier")),
+            (" ", Err("Space not allowed in string format specifier")),
+            (
+                "#",
+                Err("Alternate form (#) not allowed in string format specifier"),
+            ),
+            (
+                "=10",
+                Err("'=' alignment not allowed in string format specifier"),
+            ),
+            (",", Err("Cannot specify ',' with 's'.")),
+            ("__", Err("Cannot specify '_' with '_'.")),
+            (",_", Err("Cannot specify both ',' and '_'.")),
+            ("d", Err("Unknown format code 'd' for object of type 'str'")),
+            (".", Err("Format specifier missing precision")),
+            (
+                "%Y",
+                Err("Invalid format specifier '%Y' for object of type 'str'"),
+            ),
+            (
+                "999999999999999999999",
+                Err("Too many decimal digits in format string"),
+            ),
+        ];
+        for (spec, want) in s {
+            let got = format_str("abc", spec).map_err(|e| e.message);
+            assert_eq!(
+                got.as_deref(),
+                want.map_err(|e| e.to_string()).as_deref(),
+                "{spec:?}"
+            );
+        }
+        let i: &[(i64, &str, Result<&str, &str>)] = &[
+            (-5, "08", Ok("-0000005")),
+            (-5, "=8", Ok("-      5")),
+            (5, "*=+8", Ok("+******5")),
+            (1234567, ",", Ok("1,234,567")),
+            (1234567, "_", Ok("1_234_567")),
+            (5, "010,", Ok("00,000,005")),
+            (-5, "010,", Ok("-0,000,005")),
+            (-5, "012_", Ok("-000_000_005")),
+            (1234567, "_b", Ok("1_0010_1101_0110_1000_0111")),
+            (-5, "#x", Ok("-0x5")),
+            (255, "#X", Ok("0XFF")),
+            (255, "#08x", Ok("0x0000ff")),
+            (255, "c", Ok("ÿ")),
+            (1234567, "g", Ok("1.23457e+06")),
+            (5, "%", Ok("500.000000%")),
+            (255, ".0e", Ok("3e+02")),
+            (5, "#.0f", Ok("5.")),
+            (0, "#g", Ok("0.00000")),
+            (1234567, ",.2f", Ok("1,234,567.00")),
+            (
+                5,
+                ".2",
+                Err("Precision not allowed in integer format specifier"),
+            ),
+            (
+                5,
+                "z",
+                Err("Negative zero coercion (z) not allowed in integer format specifier"),
+            ),
+            (5, ",n", Err("Cannot specify ',' with 'n'.")),
+            (
+                5,
+                "s",
+                Err("Unknown format code 's' for object of type 'int'"),
+            ),
+            (-5, "c", Err("%c arg not in range(0x110000)")),
+            (
+                5,
+                "+c",
+                Err("Sign not allowed with integer format specifier 'c'"),
+            ),
+        ];
+        for (v, spec, want) in i {
+            let got = format_int(*v, spec).map_err(|e| e.message);
+            assert_eq!(
+                got.as_deref(),
+                want.map_err(|e| e.to_string()).as_deref(),
+                "{v} {spec:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn output_timestamp_values() {
+        let t = Utc.with_ymd_and_hms(2024, 1, 3, 0, 0, 0).unwrap();
+        let mut d = FormatData::new();
+        d.insert("time", FormatValue::output_timestamp_in(t, &cet()));
+        assert_eq!(
+            format_line("{time}|{time:%Y-%m-%d}|{time!s}", &d)
+                .unwrap_err()
+                .to_string(),
+            "Invalid placeholder \"time\" in string: {time}|{time:%Y-%m-%d}|{time!s}"
+        );
+        assert_eq!(
+            format_line("{time}|{time:%Y-%m-%d %H:%M:%S.%f}", &d).unwrap(),
+            "Wed, 2024-01-03 01:00:00|2024-01-03 01:00:00.000000"
+        );
+    }
+
+    #[test]
+    fn uuid4_shape() {
+        let u = uuid4();
+        let re =
+            Regex::new("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+                .unwrap();
+        assert!(re.is_match(&u), "{u}");
+        assert_ne!(u, uuid4());
+    }
+
+    #[test]
+    fn real_environment_context() {
+        let c = PlaceholderContext::from_environment();
+        assert_eq!(c.pid, std::process::id());
+        assert_eq!(c.version, crate::BORG_COMPAT_VERSION);
+        assert!(replace_placeholders("{hostname}{fqdn}{user}{now}", &Overrides::default()).is_ok());
+    }
+
+    #[test]
+    fn globs() {
+        let table: &[(&str, &str, bool)] = &[
+            ("", "anything", true),
+            ("*", "", true),
+            ("*", "a/b", false),
+            ("db-*", "db-2024", true),
+            ("db-*", "xdb-2024", false),
+            ("db-*", "db-2024.checkpoint", true),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("[abc]x", "bx", true),
+            ("[!abc]x", "bx", false),
+            ("[!abc]x", "dx", true),
+            ("[a-c]x", "cx", true),
+            ("[]]x", "]x", true),
+            ("[!]]x", "]x", false),
+            ("[!]]x", "ax", true),
+            ("[", "[", true),
+            ("a[b", "a[b", true),
+            ("[^a]", "^", true),
+            ("[^a]", "b", false),
+            ("[a-]", "-", true),
+            ("a\\b", "a\\b", true),
+            ("[\\]x", "\\x", true),
+            ("a.b", "axb", false),
+            ("a+b", "a+b", true),
+            ("{a,b}", "{a,b}", true),
+            ("**/x", "a/b/x", true),
+            ("[a&&b]", "&", true),
+        ];
+        for (g, name, want) in table {
+            let glob = ArchiveGlob::new(g).unwrap();
+            assert_eq!(glob.is_match(name), *want, "glob {g:?} name {name:?}");
+        }
+        let e = ArchiveGlob::new("[z-a]").unwrap_err();
+        assert_eq!((e.lo, e.hi), ('z', 'a'));
+        let prune = ArchiveGlob::with_match_end("db-1", r"(\.checkpoint(\.\d+)?)?\z").unwrap();
+        assert!(prune.is_match("db-1.checkpoint.12"));
+        assert!(prune.is_match("db-1"));
+        assert!(!prune.is_match("db-1.checkpoint.x"));
+        assert_eq!(prefix_to_glob("web"), "web*");
+        assert_eq!(prefix_to_glob("a[1]"), "a[1]*");
+        assert_eq!(ArchiveGlob::new("x*").unwrap().as_str(), "x*");
+    }
 }

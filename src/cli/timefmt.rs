@@ -17,8 +17,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use chrono::{
-    DateTime, Datelike, Duration, Local, LocalResult, NaiveDate, NaiveDateTime,
-    Offset, TimeZone, Timelike, Utc,
+    DateTime, Datelike, Duration, Local, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone,
+    Timelike, Utc,
 };
 use regex::Regex;
 
@@ -74,6 +74,7 @@ extern "C" {
     fn tzset();
 }
 
+#[allow(clippy::useless_conversion)] // time_t is not i64 everywhere
 fn libc_zone_name(unix: i64) -> Option<String> {
     let t: libc::time_t = unix.try_into().ok()?;
     // SAFETY: tzset has no preconditions; localtime_r writes only into `tm`, which is a valid
@@ -485,7 +486,11 @@ fn glibc_format(tm: &Tm, f: &[char], out: &mut String, cap: usize) -> Result<(),
         };
         enum Act {
             Text(String),
-            Num { digits: i64, value: i64, spacepad: bool },
+            Num {
+                digits: i64,
+                value: i64,
+                spacepad: bool,
+            },
             Sub(&'static str),
             Bad,
             Nothing,
@@ -634,9 +639,7 @@ fn glibc_format(tm: &Tm, f: &[char], out: &mut String, cap: usize) -> Result<(),
                     _ => num(2, days / 7 + 1),
                 }
             }
-            Some('W') if modifier != Some('E') => {
-                num(2, (tm.yday - (tm.wday - 1 + 7) % 7 + 7) / 7)
-            }
+            Some('W') if modifier != Some('E') => num(2, (tm.yday - (tm.wday - 1 + 7) % 7 + 7) / 7),
             Some('w') if modifier != Some('E') => num(1, tm.wday),
             Some('Y') => {
                 if modifier == Some('O') {
@@ -1008,7 +1011,10 @@ pub fn parse_py_int(s: &str) -> Option<i128> {
         b'+' => (false, &t[1..]),
         _ => (false, t),
     };
-    if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__")
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
     {
         return None;
     }
@@ -1043,3 +1049,345 @@ pub fn parse_positive_int(s: &str) -> Result<u64, PositiveIntError> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ndt(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, us: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, mo, d)
+            .unwrap()
+            .and_hms_micro_opt(h, mi, s, us)
+            .unwrap()
+    }
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+        ndt(y, mo, d, h, mi, s, 0).and_utc()
+    }
+
+    /// Expected values taken from CPython 3.11 on glibc 2.36.
+    #[test]
+    fn strftime_directives_table() {
+        let d = PyDateTime::naive(ndt(2024, 1, 3, 4, 5, 6, 7890));
+        let table: &[(&str, &str)] = &[
+            ("%a", "Wed"),
+            ("%A", "Wednesday"),
+            ("%b", "Jan"),
+            ("%B", "January"),
+            ("%c", "Wed Jan  3 04:05:06 2024"),
+            ("%C", "20"),
+            ("%d", "03"),
+            ("%D", "01/03/24"),
+            ("%e", " 3"),
+            ("%F", "2024-01-03"),
+            ("%g", "24"),
+            ("%G", "2024"),
+            ("%h", "Jan"),
+            ("%H", "04"),
+            ("%I", "04"),
+            ("%j", "003"),
+            ("%k", " 4"),
+            ("%l", " 4"),
+            ("%m", "01"),
+            ("%M", "05"),
+            ("%n", "\n"),
+            ("%p", "AM"),
+            ("%P", "am"),
+            ("%r", "04:05:06 AM"),
+            ("%R", "04:05"),
+            ("%S", "06"),
+            ("%t", "\t"),
+            ("%T", "04:05:06"),
+            ("%u", "3"),
+            ("%U", "00"),
+            ("%V", "01"),
+            ("%w", "3"),
+            ("%W", "01"),
+            ("%x", "01/03/24"),
+            ("%X", "04:05:06"),
+            ("%y", "24"),
+            ("%Y", "2024"),
+            ("%z", ""),
+            ("%Z", ""),
+            ("%%", "%"),
+            ("%f", "007890"),
+            ("%Y-%m-%dT%H:%M:%S.%f", "2024-01-03T04:05:06.007890"),
+            ("%+", "%+"),
+            ("%Q", "%Q"),
+            ("%", "%"),
+            ("a%", "a%"),
+            ("%-d", "3"),
+            ("%_d", " 3"),
+            ("%0e", "03"),
+            ("%^a", "WED"),
+            ("%#a", "WED"),
+            ("%^B", "JANUARY"),
+            ("%10Y", "0000002024"),
+            ("%-5d", "    3"),
+            ("%_5d", "    3"),
+            ("%5d", "00003"),
+            ("%^p", "AM"),
+            ("%#p", "am"),
+            ("%4%", "   %"),
+            ("%3n", "  \n"),
+            ("%E%", "%"),
+            ("%Ex", "01/03/24"),
+            ("%EC", "20"),
+            ("%:z", "%:z"),
+            ("%E", "%E"),
+            ("%-", "%-"),
+            ("%10", "       %10"),
+            ("%^10a", "       WED"),
+            ("%010a", "0000000Wed"),
+            ("%_010d", "0000000003"),
+            ("%3f", "%3f"),
+            ("%-f", "%-f"),
+            ("%%f", "%f"),
+            ("a\0b%Y", "a"),
+        ];
+        for (f, want) in table {
+            assert_eq!(d.strftime(f), *want, "format {f:?}");
+        }
+    }
+
+    #[test]
+    fn strftime_small_years_and_iso_weeks() {
+        let d = PyDateTime::naive(ndt(5, 2, 1, 13, 0, 0, 0));
+        assert_eq!(
+            d.strftime("%Y|%C|%G|%F|%y|%-y|%_y"),
+            "5|0|5|5-02-01|05|5| 5"
+        );
+        assert_eq!(d.strftime("%c"), "Tue Feb  1 13:00:00 5");
+        let d = PyDateTime::naive(ndt(2021, 1, 1, 0, 0, 0, 0));
+        assert_eq!(
+            d.strftime("%G-%V %g %U %W %l %r"),
+            "2020-53 20 00 00 12 12:00:00 AM"
+        );
+        let d = PyDateTime::naive(ndt(2024, 12, 30, 9, 0, 0, 0));
+        assert_eq!(d.strftime("%G-W%V-%u"), "2025-W01-1");
+    }
+
+    #[test]
+    fn strftime_aware_values() {
+        let t = utc(2024, 1, 3, 4, 5, 6) + Duration::microseconds(42);
+        let u = PyDateTime::utc(t);
+        assert_eq!(
+            u.strftime("%Y-%m-%dT%H:%M:%S.%f %z %Z"),
+            "2024-01-03T04:05:06.000042 +0000 UTC"
+        );
+        let l = PyDateTime::local_in(
+            t,
+            &FixedZone {
+                offset_secs: -(3 * 3600 + 1800),
+                name: "N%T".into(),
+            },
+        );
+        // a '%' in the zone name is escaped before glibc sees it
+        assert_eq!(l.strftime("%H:%M %z %Z"), "00:35 -0330 N%T");
+        let odd = PyDateTime {
+            wall: ndt(2000, 1, 1, 0, 0, 0, 0),
+            tz: Some(PyTzInfo {
+                offset_secs: 3630,
+                name: "X".into(),
+            }),
+        };
+        assert_eq!(odd.strftime("%z|%-z|%5Z|%#Z"), "+010030||     |");
+    }
+
+    #[test]
+    fn borg_text_and_iso_times() {
+        let t = utc(2026, 11, 25, 16, 5, 51) + Duration::microseconds(999_999);
+        let cet = FixedZone {
+            offset_secs: 3600,
+            name: "CET".into(),
+        };
+        assert_eq!(format_time_in(t, &cet), "Wed, 2026-11-25 17:05:51");
+        // borg drops microseconds on the way to local time
+        assert_eq!(isoformat_time_in(t, &cet), "2026-11-25T17:05:51.000000");
+        assert_eq!(
+            to_localtime_in(t, &FixedZone::utc()),
+            ndt(2026, 11, 25, 16, 5, 51, 0)
+        );
+        let before_epoch = utc(1969, 12, 31, 23, 59, 59) + Duration::microseconds(500_000);
+        assert_eq!(
+            to_localtime_in(before_epoch, &FixedZone::utc()),
+            ndt(1969, 12, 31, 23, 59, 59, 0)
+        );
+        assert_eq!(format_utcoffset(-3600, 0), "-0100");
+        assert_eq!(format_utcoffset(19800, 0), "+0530");
+        assert_eq!(format_utcoffset(61, 5), "+000101.000005");
+    }
+
+    #[test]
+    fn stored_timestamps() {
+        assert_eq!(
+            parse_timestamp("2024-01-03T00:00:00.000000").unwrap(),
+            utc(2024, 1, 3, 0, 0, 0)
+        );
+        assert_eq!(
+            parse_timestamp("2024-01-03T10:11:12").unwrap(),
+            utc(2024, 1, 3, 10, 11, 12)
+        );
+        assert_eq!(
+            parse_timestamp("2024-01-03T10:11:12.5").unwrap(),
+            utc(2024, 1, 3, 10, 11, 12) + Duration::milliseconds(500)
+        );
+        assert_eq!(
+            parse_timestamp("2024-1-3t1:2:3").unwrap(),
+            utc(2024, 1, 3, 1, 2, 3)
+        );
+        let e = parse_timestamp("2024-01-03 10:11:12").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "time data '2024-01-03 10:11:12' does not match format '%Y-%m-%dT%H:%M:%S'"
+        );
+        assert!(parse_timestamp("2024-02-30T00:00:00").is_err());
+        assert!(parse_timestamp("2024-01-03T00:00:60").is_err());
+        assert!(parse_timestamp("2024-01-03T00:00:00.1234567").is_err());
+    }
+
+    #[test]
+    fn timestamp_option() {
+        let ok: &[(&str, DateTime<Utc>)] = &[
+            ("2024-01-03T04:05:06Z", utc(2024, 1, 3, 4, 5, 6)),
+            ("2024-01-03t04:05:06z", utc(2024, 1, 3, 4, 5, 6)),
+            ("2024-01-03T04:05:06+00:00", utc(2024, 1, 3, 4, 5, 6)),
+            ("2024-01-03T04:05:06", utc(2024, 1, 3, 4, 5, 6)),
+            ("2024-01-03 04:05:06", utc(2024, 1, 3, 4, 5, 6)),
+            ("2024-01-03  \t04:05", utc(2024, 1, 3, 4, 5, 0)),
+            ("2024-01-03T04:05", utc(2024, 1, 3, 4, 5, 0)),
+            ("2024-01-03 04:05", utc(2024, 1, 3, 4, 5, 0)),
+            ("2024-01-03", utc(2024, 1, 3, 0, 0, 0)),
+            ("2024-1-3", utc(2024, 1, 3, 0, 0, 0)),
+            ("2024-060", utc(2024, 2, 29, 0, 0, 0)),
+            ("2023-366", utc(2024, 1, 1, 0, 0, 0)),
+        ];
+        for (s, want) in ok {
+            assert_eq!(parse_timestamp_arg(s).unwrap(), *want, "{s}");
+        }
+        for bad in [
+            "foo",
+            "2024-01-03T04:05:06.5",
+            "2024-02-30",
+            "24-01-03",
+            "2024-01-03T04:05:06+01:00",
+            "",
+            "2024-01-03T24:00",
+        ] {
+            let e = parse_timestamp_arg(bad).unwrap_err();
+            assert_eq!(e.to_string(), format!("invalid timestamp value: '{bad}'"));
+        }
+        assert_eq!(
+            parse_timestamp_arg("it's").unwrap_err().to_string(),
+            "invalid timestamp value: \"it's\""
+        );
+        // An existing path means its mtime.
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("2024-01-03");
+        let file = std::fs::File::create(&f).unwrap();
+        let mtime = std::time::UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 123_456_789);
+        file.set_modified(mtime).unwrap();
+        assert_eq!(
+            parse_timestamp_arg(f.to_str().unwrap()).unwrap(),
+            DateTime::<Utc>::from_timestamp(1_700_000_000, 123_457_000).unwrap()
+        );
+    }
+
+    #[test]
+    fn intervals() {
+        let ok: &[(&str, u64)] = &[
+            ("1H", 1),
+            ("2d", 48),
+            ("1w", 168),
+            ("1m", 744),
+            ("1y", 8760),
+            (" 3d", 72),
+            ("+2H", 2),
+            ("1_0H", 10),
+        ];
+        for (s, h) in ok {
+            assert_eq!(parse_interval(s).unwrap(), *h, "{s}");
+        }
+        let errs: &[(&str, &str)] = &[
+            (
+                "5x",
+                "Unexpected interval time unit \"x\": expected one of ['H', 'd', 'w', 'm', 'y']",
+            ),
+            (
+                "5D",
+                "Unexpected interval time unit \"D\": expected one of ['H', 'd', 'w', 'm', 'y']",
+            ),
+            (
+                "0d",
+                "Unexpected interval number \"0\": expected an integer greater than 0",
+            ),
+            (
+                "-3d",
+                "Unexpected interval number \"-3\": expected an integer greater than 0",
+            ),
+            (
+                "d",
+                "Unexpected interval number \"\": expected an integer greater than 0",
+            ),
+            (
+                "1.5d",
+                "Unexpected interval number \"1.5\": expected an integer greater than 0",
+            ),
+            (
+                "",
+                "Unexpected interval time unit \"\": expected one of ['H', 'd', 'w', 'm', 'y']",
+            ),
+        ];
+        for (s, msg) in errs {
+            assert_eq!(parse_interval(s).unwrap_err().to_string(), *msg, "{s:?}");
+        }
+        assert_eq!(
+            parse_interval("99999999999999999999999y").unwrap(),
+            u64::MAX
+        );
+    }
+
+    #[test]
+    fn positive_ints() {
+        assert_eq!(parse_positive_int("3").unwrap(), 3);
+        assert_eq!(parse_positive_int(" 7 ").unwrap(), 7);
+        assert_eq!(
+            parse_positive_int("0").unwrap_err().to_string(),
+            "A positive integer is required: 0"
+        );
+        assert_eq!(
+            parse_positive_int("-2").unwrap_err().to_string(),
+            "A positive integer is required: -2"
+        );
+        assert_eq!(
+            parse_positive_int("x").unwrap_err().to_string(),
+            "invalid positive_int_validator value: 'x'"
+        );
+        assert_eq!(parse_py_int("1__0"), None);
+        assert_eq!(parse_py_int("_1"), None);
+        assert_eq!(parse_py_int("-0"), Some(0));
+    }
+
+    #[test]
+    fn python_reprs() {
+        assert_eq!(py_repr_str("abc"), "'abc'");
+        assert_eq!(py_repr_str("it's"), "\"it's\"");
+        assert_eq!(py_repr_str("a'\""), "'a\\'\"'");
+        assert_eq!(py_repr_str("t\tn\nb\\"), "'t\\tn\\nb\\\\'");
+        assert_eq!(
+            py_repr_str("\u{1}\u{7f}é\u{a0}\u{200b}"),
+            "'\\x01\\x7fé\\xa0\\u200b'"
+        );
+    }
+
+    #[test]
+    fn fixed_zones() {
+        let z = FixedZone::hours(-5);
+        assert_eq!(z.name, "-0500");
+        let t = utc(2024, 7, 1, 3, 0, 0);
+        let l = PyDateTime::local_in(t, &z);
+        assert_eq!(
+            l.strftime("%Y-%m-%d %H:%M %z %Z"),
+            "2024-06-30 22:00 -0500 -0500"
+        );
+    }
+}
