@@ -1200,3 +1200,320 @@ fn archive_glob_matches_borg() {
         failures[..failures.len().min(40)].join("\n")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// local time, parsers and validators vs borg's helpers
+// ---------------------------------------------------------------------------------------------
+
+const LOCAL_PY: &str = r#"
+import sys, json
+from datetime import datetime, timezone, timedelta
+from borg.helpers.time import to_localtime, format_time, isoformat_time
+out = []
+for us in json.load(sys.stdin):
+    ts = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
+    out.append([
+        format_time(to_localtime(ts)),
+        isoformat_time(to_localtime(ts)),
+        ts.astimezone(None).strftime('%Y-%m-%dT%H:%M:%S.%f %z %Z'),
+    ])
+json.dump(out, sys.stdout)
+"#;
+
+#[test]
+fn local_time_matches_python() {
+    let _g = lock_tz();
+    let mut micros: Vec<i64> = vec![
+        0,
+        1,
+        -1,
+        -86_400_000_000 - 500_000,
+        1_700_000_000_123_456,
+        2_100_000_000_000_000,
+    ];
+    // around DST transitions in 2024/2025 (EU, US, Lord Howe) and one 1970s one
+    for t in [
+        "2024-03-31T01:00:00",
+        "2024-10-27T01:00:00",
+        "2025-03-09T07:00:00",
+        "2025-11-02T06:00:00",
+        "2024-04-06T15:00:00",
+        "2024-10-05T15:30:00",
+        "1977-04-03T01:00:00",
+    ] {
+        let base = timefmt::parse_timestamp(t).unwrap().timestamp_micros();
+        for d in [
+            -3_600_000_001i64,
+            -1_800_000_000,
+            -1,
+            0,
+            1,
+            999_999,
+            1_800_000_000,
+        ] {
+            micros.push(base + d);
+        }
+    }
+    let input = serde_json::to_string(&micros).unwrap();
+    for tz in [
+        "UTC",
+        "America/New_York",
+        "Europe/Berlin",
+        "Australia/Lord_Howe",
+        "Asia/Kolkata",
+        "EST5EDT",
+    ] {
+        let out = run_python(LOCAL_PY, &input, tz);
+        let expected: Vec<[String; 3]> = serde_json::from_str(&out).unwrap();
+        let got: Vec<[String; 3]> = in_tz(tz, || {
+            micros
+                .iter()
+                .map(|us| {
+                    let ts = DateTime::<Utc>::from_timestamp_micros(*us).unwrap();
+                    [
+                        timefmt::format_time(ts),
+                        timefmt::isoformat_time(ts),
+                        PyDateTime::local(ts).strftime("%Y-%m-%dT%H:%M:%S.%f %z %Z"),
+                    ]
+                })
+                .collect()
+        });
+        for ((us, e), g) in micros.iter().zip(&expected).zip(&got) {
+            assert_eq!(e, g, "TZ={tz} ts={us}us");
+        }
+    }
+    set_tz("UTC");
+}
+
+const HELPERS_PY: &str = r#"
+import sys, json, argparse
+from borg.helpers.parseformat import interval, positive_int_validator, SortBySpec
+from borg.helpers.time import timestamp, parse_timestamp
+def run(f, s):
+    try:
+        r = f(s)
+        if hasattr(r, 'isoformat'):
+            r = r.isoformat()
+        return ['ok', str(r)]
+    except argparse.ArgumentTypeError as e:
+        return ['argerr', str(e)]
+    except Exception as e:
+        return ['exc', type(e).__name__]
+c = json.load(sys.stdin)
+json.dump({
+    'interval': [run(interval, s) for s in c['interval']],
+    'positive': [run(positive_int_validator, s) for s in c['positive']],
+    'timestamp': [run(timestamp, s) for s in c['timestamp']],
+    'parse': [run(parse_timestamp, s) for s in c['parse']],
+    'sort': [run(SortBySpec, s) for s in c['sort']],
+}, sys.stdout)
+"#;
+
+#[test]
+fn parsers_match_borg() {
+    use rborg::archive::prune::parse_sort_by;
+    let _g = lock_tz();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stamp");
+    let fh = std::fs::File::create(&file).unwrap();
+    fh.set_modified(std::time::UNIX_EPOCH + std::time::Duration::new(1_234_567_890, 987_654_321))
+        .unwrap();
+    let file = file.to_str().unwrap().to_string();
+    let interval = [
+        "1H",
+        "2d",
+        "3w",
+        "4m",
+        "5y",
+        "0d",
+        "-1d",
+        "d",
+        "x",
+        "5x",
+        "5D",
+        " 7d",
+        "+7d",
+        "1_0d",
+        "1__0d",
+        "1.5d",
+        "99999999999999999999H",
+        "7 d",
+        "٣d",
+    ];
+    let positive = [
+        "1",
+        "0",
+        "-3",
+        "x",
+        " 12 ",
+        "+4",
+        "1_000",
+        "",
+        "3.0",
+        "\u{663}",
+        "\u{1c}5\u{3000}",
+    ];
+    let timestamps: Vec<&str> = vec![
+        "2024-01-03T04:05:06Z",
+        "2024-01-03t04:05:06z",
+        "2024-01-03T04:05:06+00:00",
+        "2024-01-03T04:05:06",
+        "2024-01-03 04:05:06",
+        "2024-01-03   04:05",
+        "2024-01-03T04:05",
+        "2024-1-3",
+        "2024-01-03",
+        "2024-060",
+        "2023-366",
+        "2024-366",
+        "2024-02-30",
+        "2024-01-03T04:05:06.5",
+        "2024-01-03T24:00",
+        "2024-01-03T23:59:60",
+        "0000-01-01",
+        "foo",
+        "2024-01-03T04:05:06+01:00",
+        "2024-01- 3",
+        "2024-001",
+        "2024-1",
+        "\u{662}\u{660}\u{662}\u{664}-01-0\u{663}",
+        "2024-\u{ff11}",
+        &file,
+    ];
+    let parse = [
+        "2024-01-03T00:00:00.000000",
+        "2024-01-03T00:00:00",
+        "2024-01-03T00:00:00.5",
+        "2024-1-3T0:0:0",
+        "2024-01-03 00:00:00",
+        "2024-01-03T00:00:00.1234567",
+        "garbage",
+    ];
+    let sort = [
+        "timestamp",
+        "archive,id",
+        "name,timestamp",
+        "ts",
+        "foo",
+        "",
+        "id,",
+    ];
+    let input = serde_json::json!({
+        "interval": interval, "positive": positive, "timestamp": timestamps,
+        "parse": parse, "sort": sort,
+    })
+    .to_string();
+    let out = run_python(HELPERS_PY, &input, "UTC");
+    let v: BTreeMap<String, Vec<(String, String)>> = serde_json::from_str(&out).unwrap();
+    let mut failures = Vec::new();
+    let mut check = |what: &str, input: &str, exp: &(String, String), got: (String, String)| {
+        // borg crashes (IndexError etc.) where we return an error: accept any error then.
+        let ok = if exp.0 == "exc" {
+            got.0 != "ok"
+        } else {
+            *exp == got
+        };
+        if !ok {
+            failures.push(format!("{what}({input:?}): borg {exp:?} rborg {got:?}"));
+        }
+    };
+    for (s, e) in interval.iter().zip(&v["interval"]) {
+        let got = match timefmt::parse_interval(s) {
+            Ok(h) => ("ok".into(), h.to_string()),
+            Err(err) => ("argerr".into(), err.to_string()),
+        };
+        // borg's Python ints do not saturate
+        if *s == "99999999999999999999H" {
+            assert_eq!(got.0, "ok");
+            continue;
+        }
+        check("interval", s, e, got);
+    }
+    for (s, e) in positive.iter().zip(&v["positive"]) {
+        let got = match timefmt::parse_positive_int(s) {
+            Ok(n) => ("ok".into(), n.to_string()),
+            Err(err @ timefmt::PositiveIntError::NotPositive(_)) => {
+                ("argerr".into(), err.to_string())
+            }
+            Err(_) => ("exc".into(), "ValueError".into()),
+        };
+        check("positive_int_validator", s, e, got);
+    }
+    for (s, e) in timestamps.iter().zip(&v["timestamp"]) {
+        let got = match timefmt::parse_timestamp_arg(s) {
+            Ok(t) => ("ok".into(), py_iso(t)),
+            Err(_) => ("exc".into(), "ValueError".into()),
+        };
+        check("timestamp", s, e, got);
+    }
+    for (s, e) in parse.iter().zip(&v["parse"]) {
+        let got = match timefmt::parse_timestamp(s) {
+            Ok(t) => ("ok".into(), py_iso(t)),
+            Err(_) => ("exc".into(), "ValueError".into()),
+        };
+        check("parse_timestamp", s, e, got);
+    }
+    for (s, e) in sort.iter().zip(&v["sort"]) {
+        let got = match parse_sort_by(s) {
+            // borg returns the spec rewritten to attribute names
+            Ok(_) => (
+                "ok".into(),
+                s.replace("timestamp", "ts").replace("archive", "name"),
+            ),
+            Err(err) => ("argerr".into(), err.to_string()),
+        };
+        check("SortBySpec", s, e, got);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Python's `datetime.isoformat()` of an aware UTC datetime.
+fn py_iso(t: DateTime<Utc>) -> String {
+    if t.timestamp_subsec_micros() == 0 {
+        t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+    } else {
+        t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+    }
+}
+
+#[test]
+fn placeholder_environment_overrides() {
+    use rborg::cli::placeholders::{replace_placeholders, Overrides};
+    let _g = lock_tz();
+    std::env::set_var("BORG_HOSTNAME", "override-host");
+    std::env::set_var("BORG_USERNAME", "override-user");
+    let r = replace_placeholders("{hostname}/{user}", &Overrides::default());
+    std::env::set_var("BORG_HOSTNAME", "");
+    std::env::set_var("BORG_USERNAME", "");
+    let empty = replace_placeholders("{hostname}/{user}", &Overrides::default());
+    std::env::remove_var("BORG_HOSTNAME");
+    std::env::remove_var("BORG_USERNAME");
+    assert_eq!(r.unwrap(), "override-host/override-user");
+    // empty values fall back to the real ones (`os.environ.get(...) or hostname`)
+    assert_eq!(
+        empty.unwrap(),
+        format!(
+            "{}/{}",
+            rborg::platform::host::hostname(),
+            rborg::platform::users::os_username()
+        )
+    );
+    // all placeholders of one call share one instant
+    let s = replace_placeholders(
+        "{now:%s.%f}|{utcnow:%Y-%m-%dT%H:%M:%S.%f}|{now:%Y-%m-%dT%H:%M:%S.%f}",
+        &Overrides::default(),
+    )
+    .unwrap();
+    let parts: Vec<&str> = s.split('|').collect();
+    assert_eq!(parts[0].split('.').nth(1), parts[1].split('.').nth(1));
+    // --timestamp overrides now/utcnow
+    let ts = Utc.with_ymd_and_hms(2001, 2, 3, 4, 5, 6).unwrap();
+    let o = Overrides {
+        timestamp: Some(ts),
+    };
+    set_tz("UTC");
+    let s = in_tz("UTC", || {
+        replace_placeholders("{now}|{utcnow:%Y %Z}", &o).unwrap()
+    });
+    assert_eq!(s, "2001-02-03T04:05:06|2001 UTC");
+}

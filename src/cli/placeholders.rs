@@ -420,7 +420,7 @@ fn format_map(s: &str, data: &FormatData, depth: u32) -> Result<String, PyErr> {
         // get_field_object: the part before '.'/'[' is the key; empty or numeric = positional.
         let first_end = field.name.find(['.', '[']).unwrap_or(field.name.len());
         let first = &field.name[..first_end];
-        if first.is_empty() || first.chars().all(|c| c.is_ascii_digit()) {
+        if first.is_empty() || first.chars().all(|c| timefmt::py_decimal(c).is_some()) {
             return Err(value_error("Format string contains positional fields"));
         }
         let Some(value) = data.get(first) else {
@@ -596,8 +596,8 @@ fn parse_spec(
     let get_integer = |pos: &mut usize| -> Result<Option<i64>, PyErr> {
         let mut acc: i64 = 0;
         let mut n = 0;
-        while *pos < end && c[*pos].is_ascii_digit() {
-            let d = c[*pos] as i64 - '0' as i64;
+        while let Some(d) = c.get(*pos).and_then(|&ch| timefmt::py_decimal(ch)) {
+            let d = d as i64;
             if acc > (i64::MAX - d) / 10 {
                 return Err(value_error("Too many decimal digits in format string"));
             }

@@ -791,9 +791,14 @@ fn py_strptime(s: &str, fmt: &'static str) -> Option<NaiveDateTime> {
         return None; // "unconverted data remains"
     }
     let get = |n: &str| caps.name(n).map(|m| m.as_str().trim_start());
+    // Python's `\d` and int() accept decimal digits of every script.
+    let to_int = |v: &str| -> Option<i64> {
+        v.chars()
+            .try_fold(0i64, |acc, c| Some(acc * 10 + py_decimal(c)? as i64))
+    };
     let num = |n: &str, default: i64| -> Option<i64> {
         match get(n) {
-            Some(v) => v.parse().ok(),
+            Some(v) => to_int(v),
             None => Some(default),
         }
     };
@@ -811,7 +816,7 @@ fn py_strptime(s: &str, fmt: &'static str) -> Option<NaiveDateTime> {
         return None;
     }
     let date = if let Some(j) = get("j") {
-        let j: i64 = j.parse().ok()?;
+        let j = to_int(j)?;
         let jan1 = NaiveDate::from_ymd_opt(year as i32, 1, 1)?;
         jan1.checked_add_signed(Duration::days(j - 1))?
     } else {
@@ -830,16 +835,14 @@ fn strptime_regex(fmt: &str) -> String {
         if c == '%' {
             let d = chars.next().expect("directive");
             out.push_str(match d {
-                'd' => r"(?P<d>3[0-1]|[1-2][0-9]|0[1-9]|[1-9]| [1-9])",
+                'd' => r"(?P<d>3[0-1]|[1-2]\d|0[1-9]|[1-9]| [1-9])",
                 'f' => r"(?P<f>[0-9]{1,6})",
-                'H' => r"(?P<H>2[0-3]|[0-1][0-9]|[0-9])",
-                'j' => {
-                    r"(?P<j>36[0-6]|3[0-5][0-9]|[1-2][0-9][0-9]|0[1-9][0-9]|00[1-9]|[1-9][0-9]|0[1-9]|[1-9])"
-                }
+                'H' => r"(?P<H>2[0-3]|[0-1]\d|\d)",
+                'j' => r"(?P<j>36[0-6]|3[0-5]\d|[1-2]\d\d|0[1-9]\d|00[1-9]|[1-9]\d|0[1-9]|[1-9])",
                 'm' => r"(?P<m>1[0-2]|0[1-9]|[1-9])",
-                'M' => r"(?P<M>[0-5][0-9]|[0-9])",
-                'S' => r"(?P<S>6[0-1]|[0-5][0-9]|[0-9])",
-                'Y' => r"(?P<Y>[0-9][0-9][0-9][0-9])",
+                'M' => r"(?P<M>[0-5]\d|\d)",
+                'S' => r"(?P<S>6[0-1]|[0-5]\d|\d)",
+                'Y' => r"(?P<Y>\d\d\d\d)",
                 other => panic!("unsupported strptime directive %{other}"),
             });
         } else if c.is_whitespace() {
@@ -1002,10 +1005,39 @@ pub fn parse_interval(s: &str) -> Result<u64, IntervalError> {
     }
 }
 
-/// Python's `int(str)`: surrounding whitespace, optional sign, ASCII digits with single
-/// underscores between them. Saturates at the `i128` range.
+/// The first code point of every run of ten Unicode decimal digits (category Nd, Unicode 14 as
+/// in CPython 3.11).
+const DECIMAL_ZEROS: [u32; 66] = [
+    0x30, 0x660, 0x6f0, 0x7c0, 0x966, 0x9e6, 0xa66, 0xae6, 0xb66, 0xbe6, 0xc66, 0xce6, 0xd66,
+    0xde6, 0xe50, 0xed0, 0xf20, 0x1040, 0x1090, 0x17e0, 0x1810, 0x1946, 0x19d0, 0x1a80, 0x1a90,
+    0x1b50, 0x1bb0, 0x1c40, 0x1c50, 0xa620, 0xa8d0, 0xa900, 0xa9d0, 0xa9f0, 0xaa50, 0xabf0, 0xff10,
+    0x104a0, 0x10d30, 0x11066, 0x110f0, 0x11136, 0x111d0, 0x112f0, 0x11450, 0x114d0, 0x11650,
+    0x116c0, 0x11730, 0x118e0, 0x11950, 0x11c50, 0x11d50, 0x11da0, 0x16a60, 0x16ac0, 0x16b50,
+    0x1d7ce, 0x1d7d8, 0x1d7e2, 0x1d7ec, 0x1d7f6, 0x1e140, 0x1e2f0, 0x1e950, 0x1fbf0,
+];
+
+/// Python's `unicodedata.decimal(c)`: the value of a decimal digit of any script.
+pub fn py_decimal(c: char) -> Option<u32> {
+    let u = c as u32;
+    if c.is_ascii_digit() {
+        return Some(u - 0x30);
+    }
+    let i = DECIMAL_ZEROS.partition_point(|&z| z <= u);
+    let zero = *DECIMAL_ZEROS.get(i.checked_sub(1)?)?;
+    (u - zero < 10).then_some(u - zero)
+}
+
+/// Python's `str.isspace()` for one character.
+pub fn py_isspace(c: char) -> bool {
+    matches!(c as u32, 0x9..=0xd | 0x1c..=0x20 | 0x85 | 0xa0 | 0x1680 | 0x2000..=0x200a
+        | 0x2028 | 0x2029 | 0x202f | 0x205f | 0x3000)
+}
+
+/// Python's `int(str)`: surrounding whitespace, optional sign, decimal digits of any script with
+/// single underscores between them. Saturates at the `i128` range.
 pub fn parse_py_int(s: &str) -> Option<i128> {
-    let t = s.trim();
+    // int() strips Unicode whitespace, except U+001C..U+001F (which it rejects).
+    let t = s.trim_matches(|c: char| py_isspace(c) && !('\u{1c}'..='\u{1f}').contains(&c));
     let (neg, digits) = match t.as_bytes().first()? {
         b'-' => (true, &t[1..]),
         b'+' => (false, &t[1..]),
@@ -1023,7 +1055,7 @@ pub fn parse_py_int(s: &str) -> Option<i128> {
         if c == '_' {
             continue;
         }
-        let d = c.to_digit(10)? as i128;
+        let d = py_decimal(c)? as i128;
         v = v.saturating_mul(10).saturating_add(d);
     }
     Some(if neg { -v } else { v })
@@ -1365,6 +1397,13 @@ mod tests {
         assert_eq!(parse_py_int("1__0"), None);
         assert_eq!(parse_py_int("_1"), None);
         assert_eq!(parse_py_int("-0"), Some(0));
+        assert_eq!(parse_py_int("\u{663}\u{ff11}"), Some(31));
+        assert_eq!(parse_py_int("\u{a0} 7\u{3000}"), Some(7));
+        assert_eq!(parse_py_int("\u{1c}7"), None);
+        assert_eq!(py_decimal('\u{1d7d8}'), Some(0));
+        assert_eq!(py_decimal('\u{1d7e1}'), Some(9));
+        assert_eq!(py_decimal('\u{b2}'), None); // superscript two is not a decimal digit
+        assert_eq!(py_decimal('a'), None);
     }
 
     #[test]
