@@ -707,7 +707,7 @@ fn list_archives(borg: &Borg) -> Vec<ArchiveRef> {
 /// One `--list` line, parsed: (message, name, time text, id).
 fn parse_line(line: &str) -> Option<(String, String, String, String)> {
     let re = regex::Regex::new(
-        r"^(Keeping archive \(rule: [^)]*\):|Keeping checkpoint archive:|Would prune:)\s+(\S+)\s+(\w{3}, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \[([0-9a-f]{64})\]$",
+        r"^(Keeping archive \(rule: [^)]*\):|Keeping checkpoint archive:|Would prune:|Pruning archive \(\d+/\d+\):)\s+(\S+)\s+(\w{3}, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \[([0-9a-f]{64})\]$",
     )
     .unwrap();
     let c = re.captures(line)?;
@@ -947,6 +947,14 @@ fn prune_matches_real_borg() {
                 .extend(labels);
         }
     }
+    // Finally a real (not dry-run) prune in each repository: `Pruning archive (k/total):`
+    // lines, and the surviving archives.
+    set_tz("Europe/Berlin");
+    std::thread::scope(|s| {
+        for (b, l) in borgs.iter().zip(&lists) {
+            s.spawn(move || real_prune(b, l));
+        }
+    });
     set_tz("UTC");
     eprintln!(
         "prune comparisons passed over {} archives in {:?}; messages seen: {report:#?}",
@@ -1516,4 +1524,65 @@ fn placeholder_environment_overrides() {
         replace_placeholders("{now}|{utcnow:%Y %Z}", &o).unwrap()
     });
     assert_eq!(s, "2001-02-03T04:05:06|2001 UTC");
+}
+
+fn real_prune(b: &Borg, archives: &[ArchiveRef]) {
+    let tz = "Europe/Berlin";
+    let rules = PruneRules {
+        within_hours: Some(30),
+        ..PruneRules::default()
+            .with(Rule::Daily, 4)
+            .with(Rule::Monthly, 5)
+    };
+    let plan = plan_prune(archives, Some("db-*"), &rules, Utc::now()).unwrap();
+    let repo = b.repo.to_str().unwrap();
+    let (_, stderr) = b.run(
+        tz,
+        &[
+            "prune",
+            "--list",
+            "-a",
+            "db-*",
+            "--keep-within",
+            "30H",
+            "--keep-daily",
+            "4",
+            "--keep-monthly",
+            "5",
+            repo,
+        ],
+    );
+    let borg_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("Keeping") || l.starts_with("Pruning archive"))
+        .filter(|l| !l.contains(" checkpoints, pruning "))
+        .collect();
+    let ours = plan.list_lines(false);
+    assert!(ours.iter().any(|l| l.starts_with("Pruning archive (1/")));
+    assert_eq!(
+        borg_lines.len(),
+        ours.len(),
+        "{}: real prune line count\n{stderr}",
+        b.label
+    );
+    for (bl, ol) in borg_lines.iter().zip(&ours) {
+        assert_eq!(
+            parse_line(bl).unwrap_or_else(|| panic!("unparsable {bl:?}")),
+            parse_line(ol).unwrap(),
+            "{} real prune:\nborg : {bl}\nrborg: {ol}",
+            b.label
+        );
+        if b.label == "borg 1.4" {
+            assert_eq!(*bl, ol.as_str());
+        }
+    }
+    let mut left: Vec<String> = list_archives(b).into_iter().map(|a| a.name).collect();
+    let mut want: Vec<String> = archives
+        .iter()
+        .filter(|a| !plan.to_delete().any(|d| d.name == a.name))
+        .map(|a| a.name.clone())
+        .collect();
+    left.sort();
+    want.sort();
+    assert_eq!(left, want, "{}: archives left after prune", b.label);
 }
