@@ -625,18 +625,6 @@ impl Default for ArchiveFilter {
     }
 }
 
-impl ArchiveFilter {
-    /// Whether the user asked for any filter (borg refuses these on archive targets:
-    /// `The options --first, --last, --prefix, and --glob-archives, and --consider-checkpoints
-    /// can only be used on repository targets.`).
-    pub fn is_filtering(&self) -> bool {
-        self.glob.is_some()
-            || self.first.unwrap_or(0) > 0
-            || self.last.unwrap_or(0) > 0
-            || !self.consider_checkpoints
-    }
-}
-
 /// borg's `Archives.list(...)`: glob filter (full match), optional checkpoint hiding
 /// (`.checkpoint` anywhere in the name), stable sorts by the keys (least significant first),
 /// `--first`/`--last` (the last N stay in ascending order), then optional reversal.
@@ -1323,8 +1311,6 @@ mod tests {
             }),
             ["a", "c", "d", "b"]
         );
-        assert!(hide.is_filtering());
-        assert!(!base.is_filtering());
         assert!(filter_archives(
             &v,
             &ArchiveFilter {
