@@ -7,34 +7,78 @@ mod common;
 
 use common::*;
 
-const COMPRESSORS: [&str; 7] = ["none", "lz4", "zstd,3", "zlib,6", "lzma,1", "auto,zstd", "obfuscate,3,lz4"];
+const COMPRESSORS: [&str; 7] = [
+    "none",
+    "lz4",
+    "zstd,3",
+    "zlib,6",
+    "lzma,1",
+    "auto,zstd",
+    "obfuscate,3,lz4",
+];
 
 /// rborg creates → borg check --verify-data, borg extract identical; and the reverse.
 fn roundtrip(env: &Env, borg: &std::path::Path, mode: &str, comp: &str, tag: &str) {
     let repo = env.p(&format!("repo-{tag}"));
     env.rborg(&["init", "-e", mode, &repo]).ok();
     let src = env.path("src");
-    env.rborg(&["create", "--sparse", "-C", comp, "--chunker-params", "14,18,16,4095", &format!("{repo}::r"), "src"]).ok();
+    env.rborg(&[
+        "create",
+        "--sparse",
+        "-C",
+        comp,
+        "--chunker-params",
+        "14,18,16,4095",
+        &format!("{repo}::r"),
+        "src",
+    ])
+    .ok();
     env.borg(borg, &["check", "--verify-data", &repo]).ok();
     let out = env.path(&format!("out-borg-{tag}"));
     std::fs::create_dir(&out).unwrap();
     let mut e = Env::new();
     e.vars = env.vars.clone();
     e.cwd = out.clone();
-    e.borg(borg, &["extract", "--sparse", &format!("{repo}::r")]).ok();
+    e.borg(borg, &["extract", "--sparse", &format!("{repo}::r")])
+        .ok();
     let d = tree_diff(&src, &out.join("src"));
-    assert!(d.is_empty(), "{tag}: borg extract of rborg archive differs: {d:#?}");
-    assert!(allocated_bytes(&out.join("src/sparse")) < 1 << 20, "{tag}: borg restored no holes");
+    assert!(
+        d.is_empty(),
+        "{tag}: borg extract of rborg archive differs: {d:#?}"
+    );
+    assert!(
+        allocated_bytes(&out.join("src/sparse")) < 1 << 20,
+        "{tag}: borg restored no holes"
+    );
     // borg creates → rborg extracts
-    env.borg(borg, &["create", "-C", comp, "--chunker-params", "14,18,16,4095", &format!("{repo}::b"), "src"]).ok();
+    env.borg(
+        borg,
+        &[
+            "create",
+            "-C",
+            comp,
+            "--chunker-params",
+            "14,18,16,4095",
+            &format!("{repo}::b"),
+            "src",
+        ],
+    )
+    .ok();
     let out2 = env.path(&format!("out-rborg-{tag}"));
     std::fs::create_dir(&out2).unwrap();
     e.cwd = out2.clone();
-    e.rborg(&["extract", "--sparse", &format!("{repo}::b")]).ok();
+    e.rborg(&["extract", "--sparse", &format!("{repo}::b")])
+        .ok();
     let d = tree_diff(&src, &out2.join("src"));
-    assert!(d.is_empty(), "{tag}: rborg extract of borg archive differs: {d:#?}");
+    assert!(
+        d.is_empty(),
+        "{tag}: rborg extract of borg archive differs: {d:#?}"
+    );
     // holes restored with --sparse
-    assert!(allocated_bytes(&out2.join("src/sparse")) < 1 << 20, "{tag}: holes not restored");
+    assert!(
+        allocated_bytes(&out2.join("src/sparse")) < 1 << 20,
+        "{tag}: holes not restored"
+    );
     env.rborg(&["check", "--verify-data", &repo]).ok();
 }
 
@@ -55,7 +99,13 @@ fn every_compressor_both_ways() {
         let env = Env::new();
         make_tree(&env.path("src"));
         for comp in COMPRESSORS {
-            roundtrip(&env, &borg, "repokey-blake2", comp, &format!("{name}-{}", comp.replace(',', "_")));
+            roundtrip(
+                &env,
+                &borg,
+                "repokey-blake2",
+                comp,
+                &format!("{name}-{}", comp.replace(',', "_")),
+            );
         }
     }
 }
@@ -67,12 +117,32 @@ fn cross_tool_dedup_and_identical_chunks() {
         make_tree(&env.path("src"));
         let repo = env.p("repo");
         env.borg(&borg, &["init", "-e", "repokey", &repo]).ok();
-        env.borg(&borg, &["create", "--chunker-params", "14,18,16,4095", &format!("{repo}::b"), "src"]).ok();
+        env.borg(
+            &borg,
+            &[
+                "create",
+                "--chunker-params",
+                "14,18,16,4095",
+                &format!("{repo}::b"),
+                "src",
+            ],
+        )
+        .ok();
         let before = du_bytes(&env.path("repo/data"));
-        env.rborg(&["create", "--chunker-params", "14,18,16,4095", &format!("{repo}::r"), "src"]).ok();
+        env.rborg(&[
+            "create",
+            "--chunker-params",
+            "14,18,16,4095",
+            &format!("{repo}::r"),
+            "src",
+        ])
+        .ok();
         let growth = du_bytes(&env.path("repo/data")) - before;
         // only the new archive object, the manifest and transaction overhead
-        assert!(growth < 8 * 1024, "{name}: repository grew by {growth} bytes");
+        assert!(
+            growth < 8 * 1024,
+            "{name}: repository grew by {growth} bytes"
+        );
         let fmt = "{path} {num_chunks} {sha256}{NL}";
         let lb = env.borg(&borg, &["list", "--format", fmt, &format!("{repo}::b")]);
         let lr = env.borg(&borg, &["list", "--format", fmt, &format!("{repo}::r")]);
@@ -87,15 +157,29 @@ fn chunker_params_and_stats_json() {
     make_tree(&env.path("src"));
     let repo = env.p("repo");
     env.rborg(&["init", "-e", "none", &repo]).ok();
-    let o = env.rborg(&["create", "--json", "--chunker-params", "fixed,65536", &format!("{repo}::{{hostname}}-a"), "src"]);
+    let o = env.rborg(&[
+        "create",
+        "--json",
+        "--chunker-params",
+        "fixed,65536",
+        &format!("{repo}::{{hostname}}-a"),
+        "src",
+    ]);
     o.ok();
     let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert!(v["archive"]["name"].as_str().unwrap().ends_with("-a"));
     assert_eq!(v["archive"]["stats"]["nfiles"], 8);
-    let info = env.borg14(&["info", "--json", &format!("{repo}::{}", v["archive"]["name"].as_str().unwrap())]);
+    let info = env.borg14(&[
+        "info",
+        "--json",
+        &format!("{repo}::{}", v["archive"]["name"].as_str().unwrap()),
+    ]);
     info.ok();
     let iv: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
-    assert_eq!(iv["archives"][0]["chunker_params"], serde_json::json!(["fixed", 65536, 0]));
+    assert_eq!(
+        iv["archives"][0]["chunker_params"],
+        serde_json::json!(["fixed", 65536, 0])
+    );
     assert_eq!(iv["archives"][0]["stats"]["nfiles"], 8);
 }
 
@@ -111,18 +195,49 @@ fn list_status_letters_and_dry_run() {
     env.rborg(&["init", "-e", "none", &repo]).ok();
     let o = env.rborg(&["create", "--list", &format!("{repo}::a"), "src"]);
     o.ok();
-    for line in ["A src/hello.txt", "d src/dir", "s src/link", "f src/fifo", "h src/hl-b", "d src"] {
-        assert!(o.stderr.lines().any(|l| l == line) || line == "h src/hl-b" && o.stderr.contains("h src/hl-a"), "missing {line:?} in:\n{}", o.stderr);
+    for line in [
+        "A src/hello.txt",
+        "d src/dir",
+        "s src/link",
+        "f src/fifo",
+        "h src/hl-b",
+        "d src",
+    ] {
+        assert!(
+            o.stderr.lines().any(|l| l == line)
+                || line == "h src/hl-b" && o.stderr.contains("h src/hl-a"),
+            "missing {line:?} in:\n{}",
+            o.stderr
+        );
     }
     // unchanged second run: files cache hits
-    let o = env.rborg(&["create", "--list", "--filter", "AMU", &format!("{repo}::b"), "src"]);
+    let o = env.rborg(&[
+        "create",
+        "--list",
+        "--filter",
+        "AMU",
+        &format!("{repo}::b"),
+        "src",
+    ]);
     o.ok();
     assert!(o.stderr.contains("U src/big.bin"), "{}", o.stderr);
     assert!(!o.stderr.contains("d src"), "filter not applied");
     // borgmatic's dry-run parse: every item as "- path"
-    let o = env.rborg(&["create", "--dry-run", "--list", "-e", "src/text.log", &format!("{repo}::c"), "src"]);
+    let o = env.rborg(&[
+        "create",
+        "--dry-run",
+        "--list",
+        "-e",
+        "src/text.log",
+        &format!("{repo}::c"),
+        "src",
+    ]);
     o.ok();
-    assert!(o.stderr.contains("- src/hello.txt") && o.stderr.contains("x src/text.log"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("- src/hello.txt") && o.stderr.contains("x src/text.log"),
+        "{}",
+        o.stderr
+    );
     let l = env.rborg(&["list", "--short", &repo]);
     assert_eq!(l.stdout, "a\nb\n");
 }
@@ -136,18 +251,29 @@ fn create_warnings_and_errors() {
     env.set("BORG_EXIT_CODES", "modern");
     // missing source path: warning 107, archive still committed
     let o = env.rborg(&["create", &format!("{repo}::a"), "src", "does-not-exist"]);
-    o.rc(107).stderr_has("does-not-exist: [Errno 2] No such file or directory");
+    o.rc(107)
+        .stderr_has("does-not-exist: [Errno 2] No such file or directory");
     env.unset("BORG_EXIT_CODES");
     assert_eq!(env.rborg(&["list", "--short", &repo]).stdout, "a\n");
     // existing archive name: error
-    env.rborg(&["create", &format!("{repo}::a"), "src"]).rc(2).stderr_has("Archive a already exists");
+    env.rborg(&["create", &format!("{repo}::a"), "src"])
+        .rc(2)
+        .stderr_has("Archive a already exists");
     // unreadable file (run as nobody): warning, status E, archive committed
-    std::fs::set_permissions(env.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        env.dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let nob = env.path("nob");
     std::fs::create_dir(&nob).unwrap();
     std::fs::write(nob.join("ok.txt"), b"ok").unwrap();
     std::fs::write(nob.join("secret.txt"), b"secret").unwrap();
-    std::fs::set_permissions(nob.join("secret.txt"), std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(
+        nob.join("secret.txt"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
     let home = env.path("nhome");
     let nrepo = home.join("nrepo");
     std::fs::create_dir(&home).unwrap();
@@ -172,11 +298,20 @@ fn create_warnings_and_errors() {
     let o = run_nobody(&["create", "--list", &format!("{nrepo_s}::a"), "."]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("secret.txt: [Errno 13] Permission denied"), "{err}");
-    assert!(err.contains("E secret.txt") || err.contains("E ./secret.txt"), "{err}");
+    assert!(
+        err.contains("secret.txt: [Errno 13] Permission denied"),
+        "{err}"
+    );
+    assert!(
+        err.contains("E secret.txt") || err.contains("E ./secret.txt"),
+        "{err}"
+    );
     let o = run_nobody(&["list", "--short", &format!("{nrepo_s}::a")]);
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("ok.txt") && !out.contains("secret.txt"), "{out}");
+    assert!(
+        out.contains("ok.txt") && !out.contains("secret.txt"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -195,7 +330,8 @@ fn file_changing_while_read_is_reported() {
         let mut n = 0u64;
         while !s2.load(std::sync::atomic::Ordering::Relaxed) {
             let mode = if n % 2 == 0 { 0o644 } else { 0o600 };
-            let _ = std::fs::set_permissions(&b2, std::os::unix::fs::PermissionsExt::from_mode(mode));
+            let _ =
+                std::fs::set_permissions(&b2, std::os::unix::fs::PermissionsExt::from_mode(mode));
             if n == 50 {
                 let f = std::fs::OpenOptions::new().write(true).open(&b2).unwrap();
                 let _ = f.set_len(64 << 20);
@@ -208,7 +344,8 @@ fn file_changing_while_read_is_reported() {
     let o = env.rborg(&["create", "--list", &format!("{repo}::a"), "src"]);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     t.join().unwrap();
-    o.rc(100).stderr_has("growing.bin: file changed while we backed it up");
+    o.rc(100)
+        .stderr_has("growing.bin: file changed while we backed it up");
     assert!(o.stderr.contains("C src/growing.bin"), "{}", o.stderr);
     env.unset("BORG_EXIT_CODES");
     env.borg12(&["check", &repo]).ok();
@@ -230,17 +367,27 @@ fn hostile_archive_cannot_write_outside_target() {
             exclusive: Some(true),
             ..Default::default()
         };
-        let mut s = rborg::archive::session::Session::open(&loc, &opts, rborg::archive::manifest::Operation::Write).unwrap();
+        let mut s = rborg::archive::session::Session::open(
+            &loc,
+            &opts,
+            rborg::archive::manifest::Operation::Write,
+        )
+        .unwrap();
         let comp = rborg::compress::Compression::Lz4;
         let mut w = rborg::archive::itemstream::ItemWriter::new(0);
         let (repo_ref, key) = (&*s.repo, &s.key);
         let mut store = rborg::archive::itemstream::ItemWriter::store_fn(repo_ref, key, &comp);
-        let (cid, size, csize) = rborg::archive::meta::store_object(repo_ref, key, &comp, b"evil\n").unwrap();
+        let (cid, size, csize) =
+            rborg::archive::meta::store_object(repo_ref, key, &comp, b"evil\n").unwrap();
         let file = |p: &str| Item {
             path: p.as_bytes().to_vec(),
             mode: 0o100644,
             mtime: 0,
-            chunks: Some(vec![rborg::archive::item::ChunkRef { id: cid, size, csize }]),
+            chunks: Some(vec![rborg::archive::item::ChunkRef {
+                id: cid,
+                size,
+                csize,
+            }]),
             size: Some(size as u64),
             ..Item::default()
         };
@@ -296,13 +443,26 @@ fn hostile_archive_cannot_write_outside_target() {
     e.set("BORG_EXIT_CODES", "modern");
     let o = e.rborg(&["extract", &format!("{repo}::evil")]);
     assert!(o.rc == 1 || (108..=110).contains(&o.rc), "{o:?}");
-    assert!(o.stderr.contains("malicious or corrupted archive"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("malicious or corrupted archive"),
+        "{}",
+        o.stderr
+    );
     assert!(!env.path("target/escape-dotdot").exists());
     assert!(!std::path::Path::new("/tmp-escape-abs-should-not-exist").exists());
-    assert!(std::fs::read_dir(env.path("outside")).unwrap().next().is_none(), "wrote through a symlink");
+    assert!(
+        std::fs::read_dir(env.path("outside"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "wrote through a symlink"
+    );
     assert_eq!(std::fs::read(target.join("ok.txt")).unwrap(), b"evil\n");
     // the same archive through borg 1.4.5 is refused the same way (reference behaviour)
-    assert!(std::fs::symlink_metadata(target.join("link")).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(target.join("link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test]
@@ -312,16 +472,25 @@ fn extract_into_full_disk_leaves_no_partial_file() {
     env.rborg(&["init", "-e", "none", &repo]).ok();
     std::fs::create_dir(env.path("src")).unwrap();
     let mut x: u64 = 1;
-    let data: Vec<u8> = (0..(6 << 20)).map(|_| {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (x >> 33) as u8
-    }).collect();
+    let data: Vec<u8> = (0..(6 << 20))
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as u8
+        })
+        .collect();
     std::fs::write(env.path("src/big.bin"), &data).unwrap();
     std::fs::write(env.path("src/small.txt"), b"small").unwrap();
     env.rborg(&["create", &format!("{repo}::a"), "src"]).ok();
     let mnt = env.path("mnt");
     std::fs::create_dir(&mnt).unwrap();
-    assert!(std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=2M", "tmpfs"]).arg(&mnt).status().unwrap().success());
+    assert!(std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2M", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap()
+        .success());
     let mut e = Env::new();
     e.vars = env.vars.clone();
     e.cwd = mnt.clone();
@@ -339,7 +508,14 @@ fn extract_into_full_disk_leaves_no_partial_file() {
 fn fixture_extends_with_rborg_and_borg_reads_it() {
     let mut env = Env::new();
     let st = std::process::Command::new("tar")
-        .args(["xzf", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/borg124-repokey-repo.tar.gz"), "-C"])
+        .args([
+            "xzf",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/borg124-repokey-repo.tar.gz"
+            ),
+            "-C",
+        ])
         .arg(env.dir.path())
         .status()
         .unwrap();
@@ -347,7 +523,8 @@ fn fixture_extends_with_rborg_and_borg_reads_it() {
     env.set("BORG_PASSPHRASE", "rborg-fixture");
     let repo = env.p("repo");
     make_tree(&env.path("src"));
-    env.rborg(&["create", &format!("{repo}::from-rborg"), "src"]).ok();
+    env.rborg(&["create", &format!("{repo}::from-rborg"), "src"])
+        .ok();
     for (_, borg) in borgs() {
         env.borg(&borg, &["check", "--verify-data", &repo]).ok();
         let l = env.borg(&borg, &["list", "--short", &repo]);

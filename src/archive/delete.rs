@@ -14,7 +14,12 @@ use crate::repo::{IdMap, ObjectId, Repository};
 
 /// Drops one reference; deletes the object when it was the last one. Returns the entry's
 /// (size, csize) and whether it became unique garbage.
-fn decref(repo: &dyn Repository, index: &mut ChunkIndex, id: &ObjectId, stats: &mut Stats) -> Result<()> {
+fn decref(
+    repo: &dyn Repository,
+    index: &mut ChunkIndex,
+    id: &ObjectId,
+    stats: &mut Stats,
+) -> Result<()> {
     let Some(e) = index.get(id).copied() else {
         return Ok(());
     };
@@ -38,12 +43,13 @@ pub fn delete_archive(
     forced: bool,
     stats: &mut Stats,
 ) -> Result<()> {
-    let entry = manifest
-        .archives
-        .get(name)
-        .cloned()
-        .ok_or_else(|| ArchiveError::DoesNotExist(String::from_utf8_lossy(name).into_owned()))?;
-    let meta = match open_object(key, &entry.id, &repo.get(&entry.id)?, None).and_then(|d| ArchiveMeta::unpack(key, &d)) {
+    let entry =
+        manifest.archives.get(name).cloned().ok_or_else(|| {
+            ArchiveError::DoesNotExist(String::from_utf8_lossy(name).into_owned())
+        })?;
+    let meta = match open_object(key, &entry.id, &repo.get(&entry.id)?, None)
+        .and_then(|d| ArchiveMeta::unpack(key, &d))
+    {
         Ok(m) => Some(m),
         Err(e) if forced => {
             crate::log::warning("borg.archive", &format!("Archive metadata damaged: {e}"));
@@ -64,7 +70,10 @@ pub fn delete_archive(
                     }
                 }
                 Err(e) if forced => {
-                    crate::log::warning("borg.archive", &format!("Archive item metadata damaged: {e}"));
+                    crate::log::warning(
+                        "borg.archive",
+                        &format!("Archive item metadata damaged: {e}"),
+                    );
                     items_ok = false;
                     break;
                 }
@@ -97,7 +106,9 @@ pub fn rename_archive(
         .cloned()
         .ok_or_else(|| ArchiveError::DoesNotExist(String::from_utf8_lossy(old).into_owned()))?;
     if manifest.archives.contains_key(new) {
-        return Err(ArchiveError::AlreadyExists(String::from_utf8_lossy(new).into_owned()));
+        return Err(ArchiveError::AlreadyExists(
+            String::from_utf8_lossy(new).into_owned(),
+        ));
     }
     let mut meta = ArchiveMeta::load(repo, key, &entry.id)?;
     meta.name = new.to_vec();
@@ -106,13 +117,25 @@ pub fn rename_archive(
     let mut scratch = Stats::default();
     decref(repo, index, &entry.id, &mut scratch)?;
     manifest.archives.remove(old);
-    manifest.archives.insert(new.to_vec(), ArchiveEntry { id, time: entry.time });
+    manifest.archives.insert(
+        new.to_vec(),
+        ArchiveEntry {
+            id,
+            time: entry.time,
+        },
+    );
     Ok(id)
 }
 
 /// borg's `calc_stats`: original/compressed sizes from the archive object, deduplicated size
 /// = stored size of the chunks (incl. metadata) referenced only by this archive.
-pub fn archive_stats(repo: &dyn Repository, key: &Key, index: &ChunkIndex, id: &ObjectId, meta: &ArchiveMeta) -> Result<Stats> {
+pub fn archive_stats(
+    repo: &dyn Repository,
+    key: &Key,
+    index: &ChunkIndex,
+    id: &ObjectId,
+    meta: &ArchiveMeta,
+) -> Result<Stats> {
     let mut counts: IdMap<u32> = IdMap::default();
     *counts.entry(*id).or_default() += 1;
     for i in &meta.items {

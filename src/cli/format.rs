@@ -2,7 +2,7 @@
 //! the format-spec mini language (fill, align, sign, zero, width, grouping, precision, type) for
 //! strings and numbers, strftime specs for times, and `{{` / `}}` escapes.
 
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Utc};
 
 /// A value a format field can take.
 #[derive(Clone, Debug)]
@@ -10,8 +10,11 @@ pub enum FieldValue {
     Str(String),
     Int(i128),
     Float(f64),
-    /// Shown in local time: `%a, %Y-%m-%d %H:%M:%S` unless the spec is a strftime format.
+    /// An archive-level time (UTC), shown in local time: `%a, %Y-%m-%d %H:%M:%S` unless the
+    /// spec is a strftime format.
     Time(DateTime<Utc>),
+    /// An item timestamp in nanoseconds (borg's `safe_timestamp` rounding).
+    ItemTime(i128),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,14 +257,8 @@ fn format_num(v: f64, is_int: bool, spec: &Spec) -> String {
 /// Formats one value with a Python format spec.
 pub fn format_value(v: &FieldValue, spec: &str) -> String {
     match v {
-        FieldValue::Time(t) => {
-            let local = t.with_timezone(&Local);
-            if spec.is_empty() {
-                local.format("%a, %Y-%m-%d %H:%M:%S").to_string()
-            } else {
-                super::timefmt::strftime(&local, spec)
-            }
-        }
+        FieldValue::Time(t) => super::timefmt::archive_strftime(t, spec),
+        FieldValue::ItemTime(ns) => super::timefmt::item_strftime(*ns, spec),
         FieldValue::Str(s) => {
             let sp = parse_spec(spec);
             let s = match sp.precision {

@@ -155,9 +155,13 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
         let flush_run = |run: &mut Vec<&(Item, Vec<u8>)>| -> anyhow::Result<()> {
             use rayon::prelude::*;
             let results: Vec<anyhow::Result<Vec<ItemWarning>>> = if parallel {
-                run.par_iter().map(|(i, d)| Ok(exr.extract_item(i, d)?)).collect()
+                run.par_iter()
+                    .map(|(i, d)| Ok(exr.extract_item(i, d)?))
+                    .collect()
             } else {
-                run.iter().map(|(i, d)| Ok(exr.extract_item(i, d)?)).collect()
+                run.iter()
+                    .map(|(i, d)| Ok(exr.extract_item(i, d)?))
+                    .collect()
             };
             run.clear();
             for r in results {

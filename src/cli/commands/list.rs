@@ -75,106 +75,52 @@ pub struct ArchiveRow {
     pub ts: chrono::DateTime<chrono::Utc>,
 }
 
-fn is_checkpoint(name: &[u8]) -> bool {
-    let s = String::from_utf8_lossy(name);
-    let re = regex::Regex::new(r"\.checkpoint(\.\d+)?$").expect("static regex");
-    re.is_match(&s)
-}
-
-/// Archives after `-a/-P`, checkpoint hiding, `--sort-by`, `--first/--last`.
+/// Archives after `-a/-P`, checkpoint hiding, `--sort-by`, `--first/--last` (borg's
+/// `list_considering`).
 pub fn filtered_archives(
     session: &Session,
     f: &ArchiveFilterOpts,
     consider_checkpoints: bool,
 ) -> anyhow::Result<Vec<ArchiveRow>> {
+    use crate::archive::prune::{filter_archives, parse_sort_by, ArchiveFilter, ArchiveRef};
+    use crate::cli::placeholders::{prefix_to_glob, replace_placeholders};
     let glob = match (&f.glob_archives, &f.prefix) {
-        (Some(g), _) => Some(crate::cli::placeholders::replace_placeholders(
-            g,
+        (Some(g), _) => Some(replace_placeholders(g, &Default::default())?),
+        (None, Some(p)) => Some(prefix_to_glob(&replace_placeholders(
+            p,
             &Default::default(),
-        )?),
-        (None, Some(p)) => Some(format!(
-            "{}*",
-            crate::cli::placeholders::replace_placeholders(p, &Default::default())?
-        )),
+        )?)),
         _ => None,
     };
-    let glob_re = glob.map(|g| glob_to_regex(&g));
-    let mut rows: Vec<ArchiveRow> = session
+    let sort_by = parse_sort_by(&f.sort_by)
+        .map_err(|e| crate::cli::common::UsageError(format!("argument --sort-by: {e}")))?;
+    let refs: Vec<ArchiveRef> = session
         .manifest
         .archives
         .iter()
-        .filter(|(n, _)| consider_checkpoints || !is_checkpoint(n))
-        .filter(|(n, _)| {
-            glob_re
-                .as_ref()
-                .is_none_or(|r| r.is_match(&String::from_utf8_lossy(n)))
-        })
-        .map(|(n, e)| ArchiveRow {
-            name: n.clone(),
-            id: e.id,
+        .map(|(n, e)| ArchiveRef {
+            name: String::from_utf8_lossy(n).into_owned(),
+            id: e.id.0,
             ts: e.ts(),
         })
         .collect();
-    for key in f.sort_by.split(',').rev() {
-        match key {
-            "timestamp" | "ts" => rows.sort_by_key(|r| r.ts),
-            "archive" | "name" => rows.sort_by(|a, b| a.name.cmp(&b.name)),
-            "id" => rows.sort_by_key(|r| r.id),
-            other => {
-                return Err(crate::cli::common::UsageError(format!(
-                    "argument --sort-by: Invalid sort key: {other}"
-                ))
-                .into())
-            }
-        }
-    }
-    if let Some(n) = f.first {
-        rows.truncate(n);
-    }
-    if let Some(n) = f.last {
-        let skip = rows.len().saturating_sub(n);
-        rows.drain(..skip);
-    }
-    Ok(rows)
-}
-
-/// sh-style glob (full match; `*` does not cross `/`).
-pub fn glob_to_regex(g: &str) -> regex::Regex {
-    let mut re = String::from("^");
-    let mut chars = g.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '*' => re.push_str("[^/]*"),
-            '?' => re.push_str("[^/]"),
-            '[' => {
-                let mut class = String::from("[");
-                if chars.peek() == Some(&'!') {
-                    chars.next();
-                    class.push('^');
-                }
-                let mut closed = false;
-                for d in chars.by_ref() {
-                    if d == ']' {
-                        closed = true;
-                        break;
-                    }
-                    if d == '\\' || d == '[' {
-                        class.push('\\');
-                    }
-                    class.push(d);
-                }
-                if closed {
-                    class.push(']');
-                    re.push_str(&class);
-                } else {
-                    re.push_str("\\[");
-                }
-            }
-            c => re.push_str(&regex::escape(&c.to_string())),
-        }
-    }
-    re.push('$');
-    regex::Regex::new(&re).unwrap_or_else(|_| regex::Regex::new("^$").expect("static"))
+    let filter = ArchiveFilter {
+        glob,
+        sort_by,
+        first: f.first,
+        last: f.last,
+        consider_checkpoints,
+        reverse: false,
+    };
+    let out = filter_archives(&refs, &filter).map_err(|e| GenericError(e.to_string()))?;
+    Ok(out
+        .into_iter()
+        .map(|a| ArchiveRow {
+            name: a.name.into_bytes(),
+            id: ObjectId(a.id),
+            ts: a.ts,
+        })
+        .collect())
 }
 
 fn list_archives(a: &ListArgs, session: &Session) -> anyhow::Result<()> {
@@ -516,14 +462,7 @@ fn list_items(a: &ListArgs, ctx: &Ctx, session: &Session, name: &str) -> anyhow:
                 .map(f)
                 .sum()
         };
-        let tm = |t: Option<i128>| -> chrono::DateTime<chrono::Utc> {
-            let ns = t.unwrap_or(item.mtime);
-            chrono::DateTime::from_timestamp(
-                ns.div_euclid(1_000_000_000) as i64,
-                ns.rem_euclid(1_000_000_000) as u32,
-            )
-            .unwrap_or_default()
-        };
+        let tm = |t: Option<i128>| -> i128 { t.unwrap_or(item.mtime) };
         let get = |k: &str| -> Option<FieldValue> {
             if let Some(v) = format::fixed_key(k) {
                 return Some(FieldValue::Str(v.to_string()));
@@ -546,18 +485,14 @@ fn list_items(a: &ListArgs, ctx: &Ctx, session: &Session, name: &str) -> anyhow:
                 "dsize" => FieldValue::Int(unique(&|c| c.size as u64) as i128),
                 "dcsize" => FieldValue::Int(unique(&|c| c.csize as u64) as i128),
                 "unique_chunks" => FieldValue::Int(unique(&|_| 1) as i128),
-                "mtime" => FieldValue::Time(tm(Some(item.mtime))),
-                "ctime" => FieldValue::Time(tm(item.ctime)),
-                "atime" => FieldValue::Time(tm(item.atime)),
+                "mtime" => FieldValue::ItemTime(tm(Some(item.mtime))),
+                "ctime" => FieldValue::ItemTime(tm(item.ctime)),
+                "atime" => FieldValue::ItemTime(tm(item.atime)),
                 "isomtime" => {
-                    FieldValue::Str(crate::cli::timefmt::isoformat_local(&tm(Some(item.mtime))))
+                    FieldValue::Str(crate::cli::timefmt::item_isoformat(tm(Some(item.mtime))))
                 }
-                "isoctime" => {
-                    FieldValue::Str(crate::cli::timefmt::isoformat_local(&tm(item.ctime)))
-                }
-                "isoatime" => {
-                    FieldValue::Str(crate::cli::timefmt::isoformat_local(&tm(item.atime)))
-                }
+                "isoctime" => FieldValue::Str(crate::cli::timefmt::item_isoformat(tm(item.ctime))),
+                "isoatime" => FieldValue::Str(crate::cli::timefmt::item_isoformat(tm(item.atime))),
                 "archiveid" => FieldValue::Str(archive_id.hex()),
                 "archivename" => FieldValue::Str(name.to_string()),
                 "extra" => FieldValue::Str(extra.clone()),
@@ -610,12 +545,7 @@ fn list_items(a: &ListArgs, ctx: &Ctx, session: &Session, name: &str) -> anyhow:
             for k in &keys {
                 if CALL_KEYS.contains(&k.as_str()) || HASHES.contains(&k.as_str()) {
                     if let Some(v) = get(k) {
-                        let jv = match v {
-                            FieldValue::Time(t) => {
-                                J::String(crate::cli::timefmt::isoformat_local(&t))
-                            }
-                            other => fv_json(&other),
-                        };
+                        let jv = fv_json(&v);
                         o.insert(k.clone(), jv);
                     }
                 }
@@ -643,7 +573,8 @@ fn fv_json(v: &FieldValue) -> J {
         FieldValue::Str(s) => J::String(s.clone()),
         FieldValue::Int(i) => J::from(*i as i64),
         FieldValue::Float(f) => J::from(*f),
-        FieldValue::Time(t) => J::String(crate::cli::timefmt::isoformat_local(t)),
+        FieldValue::Time(t) => J::String(crate::cli::timefmt::isoformat_local_secs(t)),
+        FieldValue::ItemTime(ns) => J::String(crate::cli::timefmt::item_isoformat(*ns)),
     }
 }
 
@@ -657,8 +588,6 @@ mod tests {
         assert_eq!(filemode(0o040755), "drwxr-xr-x");
         assert_eq!(filemode(0o104755), "-rwsr-xr-x");
         assert_eq!(filemode(0o041777), "drwxrwxrwt");
-        assert!(glob_to_regex("host-*").is_match("host-2024"));
-        assert!(!glob_to_regex("host-*").is_match("xhost-2024"));
         assert_eq!(
             shell_join(&[b"borg".to_vec(), b"a b".to_vec()]),
             "borg 'a b'"

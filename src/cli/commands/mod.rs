@@ -2,6 +2,7 @@
 
 pub mod break_lock;
 pub mod check;
+pub mod compact;
 pub mod config;
 pub mod create;
 pub mod delete;
@@ -11,6 +12,8 @@ pub mod info;
 pub mod init;
 pub mod key;
 pub mod list;
+pub mod prune;
+pub mod rename;
 pub mod serve;
 pub mod with_lock;
 
@@ -45,6 +48,12 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Delete an existing repository or archives
     Delete(delete::DeleteArgs),
+    /// Prune repository archives according to specified rules
+    Prune(Box<prune::PruneArgs>),
+    /// Compact segment files / free space in repo
+    Compact(compact::CompactArgs),
+    /// Rename an existing archive
+    Rename(rename::RenameArgs),
     /// Start in server mode. This command is usually not used manually.
     Serve(serve::ServeArgs),
     /// Display the borg client version / borg server version
@@ -84,7 +93,26 @@ pub fn dispatch(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
         Command::BreakLock(a) => break_lock::run(&a, ctx),
         Command::WithLock(a) => with_lock::run(&a, ctx),
         Command::Config(a) => config::run(&a, ctx),
-        Command::Delete(a) => delete::run(&a, ctx),
+        Command::Delete(a) => {
+            if a.list {
+                crate::log::force_info("borg.output.list");
+            }
+            if a.stats {
+                crate::log::force_info("borg.output.stats");
+            }
+            delete::run(&a, ctx)
+        }
+        Command::Prune(a) => {
+            if a.list {
+                crate::log::force_info("borg.output.list");
+            }
+            if a.stats {
+                crate::log::force_info("borg.output.stats");
+            }
+            prune::run(&a, ctx)
+        }
+        Command::Compact(a) => compact::run(&a, ctx),
+        Command::Rename(a) => rename::run(&a, ctx),
         Command::Version(a) => {
             let client = crate::BORG_COMPAT_VERSION;
             let server = match &a.location {
