@@ -128,6 +128,25 @@ impl ChunkIndex {
 
 const CHUNKS_MAGIC: &[u8; 8] = b"RBORGCI1";
 const ARCHIVE_MAGIC: &[u8; 8] = b"RBORGAC1";
+const SIZES_MAGIC: &[u8; 8] = b"RBORGAS1";
+
+/// `magic | body | xxh64(magic | body)`: a torn or foreign file reads as absent.
+fn checked_file(magic: &[u8; 8], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + body.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(body);
+    let h = xxh64(&out, 0);
+    out.extend_from_slice(&h.to_le_bytes());
+    out
+}
+
+fn checked_body<'a>(data: &'a [u8], magic: &[u8; 8]) -> Option<&'a [u8]> {
+    if data.len() < 16 || &data[..8] != magic {
+        return None;
+    }
+    let (head, tail) = data.split_at(data.len() - 8);
+    (xxh64(head, 0).to_le_bytes() == tail).then_some(&head[8..])
+}
 
 /// The rborg cache directory of a repository.
 pub fn cache_path(repo_id: &ObjectId) -> PathBuf {
@@ -138,6 +157,10 @@ pub struct Cache {
     pub path: PathBuf,
     pub chunks: ChunkIndex,
     manifest_id: ObjectId,
+    /// Original and compressed size of each archive (from its metadata): borg 1.2+ reports the
+    /// sum of these as "All archives", not the chunk-index totals, so part files and metadata
+    /// do not count.
+    sizes: IdMap<(u64, u64)>,
 }
 
 fn io_err(p: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
@@ -181,11 +204,14 @@ impl Cache {
         if let Ok(data) = std::fs::read(&chunks_file) {
             if let Some((mid, chunks)) = ChunkIndex::decode(&data, CHUNKS_MAGIC) {
                 if mid == manifest.id {
-                    return Ok(Cache {
+                    let mut cache = Cache {
                         path,
                         chunks,
                         manifest_id: mid,
-                    });
+                        sizes: IdMap::default(),
+                    };
+                    cache.load_sizes(repo, key, manifest)?;
+                    return Ok(cache);
                 }
             }
         }
@@ -193,9 +219,62 @@ impl Cache {
             path,
             chunks: ChunkIndex::default(),
             manifest_id: ObjectId::default(),
+            sizes: IdMap::default(),
         };
         cache.sync(repo, key, manifest)?;
+        cache.load_sizes(repo, key, manifest)?;
         Ok(cache)
+    }
+
+    /// Loads the per-archive sizes, fetching the metadata of archives not seen before.
+    fn load_sizes(&mut self, repo: &dyn Repository, key: &Key, manifest: &Manifest) -> Result<()> {
+        let f = self.path.join("archive-sizes");
+        let mut known: IdMap<(u64, u64)> = IdMap::default();
+        if let Ok(data) = std::fs::read(&f) {
+            if let Some(body) = checked_body(&data, SIZES_MAGIC) {
+                for rec in body.chunks_exact(48) {
+                    let mut id = [0u8; 32];
+                    id.copy_from_slice(&rec[..32]);
+                    let osize = u64::from_le_bytes(rec[32..40].try_into().unwrap());
+                    let csize = u64::from_le_bytes(rec[40..48].try_into().unwrap());
+                    known.insert(ObjectId(id), (osize, csize));
+                }
+            }
+        }
+        let mut changed = false;
+        for entry in manifest.archives.values() {
+            match known.get(&entry.id) {
+                Some(v) => {
+                    self.sizes.insert(entry.id, *v);
+                }
+                None => {
+                    let meta = ArchiveMeta::load(repo, key, &entry.id)?;
+                    self.sizes.insert(entry.id, (meta.size, meta.csize));
+                    changed = true;
+                }
+            }
+        }
+        if changed || known.len() != self.sizes.len() {
+            self.save_sizes()?;
+        }
+        Ok(())
+    }
+
+    fn save_sizes(&self) -> Result<()> {
+        let f = self.path.join("archive-sizes");
+        let mut body = Vec::with_capacity(self.sizes.len() * 48);
+        for (id, (o, c)) in &self.sizes {
+            body.extend_from_slice(&id.0);
+            body.extend_from_slice(&o.to_le_bytes());
+            body.extend_from_slice(&c.to_le_bytes());
+        }
+        save_file(&f, &checked_file(SIZES_MAGIC, &body)).map_err(io_err(&f))
+    }
+
+    /// Records the sizes of an archive just written (create, recreate, import-tar).
+    pub fn remember_sizes(&mut self, archive_id: &ObjectId, osize: u64, csize: u64) -> Result<()> {
+        self.sizes.insert(*archive_id, (osize, csize));
+        self.save_sizes()
     }
 
     fn archives_dir(&self) -> PathBuf {
@@ -255,8 +334,11 @@ impl Cache {
         save_file(&f, &refs.encode(ARCHIVE_MAGIC, None)).map_err(io_err(&f))
     }
 
-    pub fn forget_archive(&self, archive_id: &ObjectId) {
+    pub fn forget_archive(&mut self, archive_id: &ObjectId) {
         let _ = std::fs::remove_file(self.archives_dir().join(archive_id.hex()));
+        if self.sizes.remove(archive_id).is_some() {
+            let _ = self.save_sizes();
+        }
     }
 
     /// Persists the chunk index for the manifest now in the repository.
@@ -275,7 +357,10 @@ impl Cache {
     }
 
     pub fn stats(&self) -> CacheStats {
-        self.chunks.stats()
+        let mut s = self.chunks.stats();
+        s.total_size = self.sizes.values().map(|v| v.0).sum();
+        s.total_csize = self.sizes.values().map(|v| v.1).sum();
+        s
     }
 
     /// Deletes the whole cache of a repository.

@@ -127,20 +127,17 @@ pub fn rename_archive(
     Ok(id)
 }
 
-/// borg's `calc_stats`: original/compressed sizes from the archive object, deduplicated size
-/// = stored size of the chunks (incl. metadata) referenced only by this archive.
+/// borg's `calc_stats`: original/compressed sizes from the archive object; deduplicated size
+/// = stored size of the file content chunks referenced only by this archive. As in borg 1.4.5
+/// the archive object and the item-stream chunks are left out, so `info` agrees with the
+/// figure `create --stats` printed.
 pub fn archive_stats(
     repo: &dyn Repository,
     key: &Key,
     index: &ChunkIndex,
-    id: &ObjectId,
     meta: &ArchiveMeta,
 ) -> Result<Stats> {
     let mut counts: IdMap<u32> = IdMap::default();
-    *counts.entry(*id).or_default() += 1;
-    for i in &meta.items {
-        *counts.entry(*i).or_default() += 1;
-    }
     for item in ItemReader::new(repo, key, &meta.items) {
         if let Some(chunks) = item?.chunks {
             for c in chunks {

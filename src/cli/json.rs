@@ -55,14 +55,16 @@ fn float_repr(f: f64) -> String {
     if f == f.trunc() && f.abs() < 1e16 {
         return format!("{f:.1}");
     }
-    let s = format!("{f:?}");
-    // Rust prints 1e20 as "1e20"; Python as "1e+20".
-    if let Some((m, e)) = s.split_once('e') {
-        if !e.starts_with('-') {
-            return format!("{m}e+{e}");
-        }
+    // Python's repr: the shortest round-trip digits, positional for 1e-4 <= |f| < 1e16,
+    // otherwise scientific with a signed, at least two-digit exponent.
+    let sci = format!("{f:e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..16).contains(&exp) {
+        return format!("{f:?}");
     }
-    s
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mant}e{sign}{:02}", exp.abs())
 }
 
 fn write(v: &Value, indent: Option<&str>, level: usize, sort: bool, out: &mut String) {
@@ -165,5 +167,23 @@ mod tests {
         let mut o2 = String::new();
         escape_str("😀", &mut o2);
         assert_eq!(o2, "\"\\ud83d\\ude00\"");
+    }
+
+    #[test]
+    fn floats_like_python_repr() {
+        // expected strings are Python 3's repr() of the same doubles
+        for (f, py) in [
+            (2.398495594898195e-5, "2.398495594898195e-05"),
+            (0.0001, "0.0001"),
+            (1e-5, "1e-05"),
+            (1e16, "1e+16"),
+            (1.5e300, "1.5e+300"),
+            (123456.789, "123456.789"),
+            (0.1, "0.1"),
+            (3.0, "3.0"),
+            (-2.5e-7, "-2.5e-07"),
+        ] {
+            assert_eq!(float_repr(f), py, "{f}");
+        }
     }
 }

@@ -370,6 +370,7 @@ pub fn create(
     cache.chunks = index;
     cache.commit(manifest)?;
     cache.remember_archive(&id, &added)?;
+    cache.remember_sizes(&id, meta.size, meta.csize)?;
     files.save()?;
     let end = super::manifest::parse_timestamp(&meta.time_end).unwrap_or(start);
     Ok(Some(Created {

@@ -4,10 +4,15 @@ use clap::Args;
 use serde_json::{json, Value as J};
 
 use crate::archive::cache::{Cache, CacheStats};
+use crate::archive::delete::archive_stats;
 use crate::archive::manifest::Operation;
+use crate::archive::meta::ArchiveMeta;
 use crate::archive::session::Session;
-use crate::cli::common::{location, Ctx, Want};
+use crate::cli::common::{location, ArchiveFilterOpts, Ctx, Want};
+use crate::cli::timefmt::{format_time_local, isoformat_local_secs, parse_timestamp};
 use crate::crypto::KeyKind;
+use crate::repo::ObjectId;
+use crate::units::format_timedelta;
 use crate::units::fsize;
 
 #[derive(Args, Debug)]
@@ -18,6 +23,8 @@ pub struct InfoArgs {
     /// format output as JSON
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub filters: ArchiveFilterOpts,
 }
 
 pub const DASHES: &str =
@@ -82,8 +89,8 @@ pub fn run(a: &InfoArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let loc = location(a.location.as_deref(), Want::Either, "REPOSITORY_OR_ARCHIVE")?;
     let session = ctx.session(&loc, false, Operation::Read)?;
     let cache = Cache::open(&*session.repo, &session.key, &session.manifest)?;
-    if loc.archive.is_some() {
-        anyhow::bail!("archive info is not implemented yet");
+    if loc.archive.is_some() || a.filters.any() {
+        return info_archives(a, ctx, &loc, &session, &cache);
     }
     if a.json {
         let mut m = basic_json(&session, Some(&cache));
@@ -114,4 +121,197 @@ pub fn run(a: &InfoArgs, ctx: &Ctx) -> anyhow::Result<()> {
     crate::outln!("{STATS_HEADER}");
     crate::outln!("{}", cache_summary(&cache.stats()));
     Ok(())
+}
+
+/// Per-archive info (borg's `_info_archives`): one block per archive, or one JSON document.
+fn info_archives(
+    a: &InfoArgs,
+    _ctx: &Ctx,
+    loc: &crate::repo::Location,
+    session: &Session,
+    cache: &Cache,
+) -> anyhow::Result<()> {
+    let targets: Vec<(String, ObjectId)> = match &loc.archive {
+        Some(name) => {
+            let entry = session
+                .manifest
+                .archives
+                .get(name.as_bytes())
+                .ok_or_else(|| crate::archive::ArchiveError::DoesNotExist(name.clone()))?;
+            vec![(name.clone(), entry.id)]
+        }
+        None => crate::cli::commands::list::filtered_archives(session, &a.filters, true)?
+            .into_iter()
+            .map(|r| (String::from_utf8_lossy(&r.name).into_owned(), r.id))
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for (i, (name, id)) in targets.iter().enumerate() {
+        let meta = ArchiveMeta::load(&*session.repo, &session.key, id)?;
+        let info = ArchiveInfo::gather(session, cache, name, id, &meta)?;
+        if a.json {
+            out.push(info.to_json());
+        } else {
+            crate::outln!("{}", info.text(cache));
+            if i + 1 < targets.len() {
+                crate::outln!();
+            }
+        }
+    }
+    if a.json {
+        let mut m = basic_json(session, Some(cache));
+        m.insert("archives".into(), J::Array(out));
+        crate::cli::json::print(&J::Object(m));
+    }
+    Ok(())
+}
+
+struct ArchiveInfo {
+    name: String,
+    id: ObjectId,
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+    stats: crate::archive::chunkstore::Stats,
+    max_archive_size: f64,
+    command_line: Vec<String>,
+    cwd: String,
+    hostname: String,
+    username: String,
+    comment: String,
+    chunker_params: J,
+}
+
+impl ArchiveInfo {
+    fn gather(
+        session: &Session,
+        cache: &Cache,
+        name: &str,
+        id: &ObjectId,
+        meta: &ArchiveMeta,
+    ) -> anyhow::Result<ArchiveInfo> {
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let start = parse_timestamp(&meta.time)?;
+        let end = if meta.time_end.is_empty() {
+            start
+        } else {
+            parse_timestamp(&meta.time_end)?
+        };
+        let stats = archive_stats(&*session.repo, &session.key, &cache.chunks, meta)?;
+        let chunker_params = match meta.chunker_params() {
+            Some(cp) => chunker_params_json(&cp),
+            None => J::String(String::new()),
+        };
+        Ok(ArchiveInfo {
+            name: name.to_string(),
+            id: *id,
+            start,
+            end,
+            stats,
+            max_archive_size: cache
+                .chunks
+                .get(id)
+                .map(|e| e.csize as f64 / crate::repo::MAX_DATA_SIZE as f64)
+                .unwrap_or(0.0),
+            command_line: meta.cmdline.iter().map(|c| lossy(c)).collect(),
+            cwd: meta.cwd.as_deref().map(lossy).unwrap_or_default(),
+            hostname: lossy(&meta.hostname),
+            username: lossy(&meta.username),
+            comment: lossy(&meta.comment),
+            chunker_params,
+        })
+    }
+
+    fn duration(&self) -> f64 {
+        (self.end - self.start).num_microseconds().unwrap_or(0) as f64 / 1e6
+    }
+
+    fn to_json(&self) -> J {
+        json!({
+            "name": self.name,
+            "id": self.id.hex(),
+            "start": isoformat_local_secs(&self.start),
+            "end": isoformat_local_secs(&self.end),
+            "duration": self.duration(),
+            "stats": {
+                "original_size": self.stats.osize,
+                "compressed_size": self.stats.csize,
+                "deduplicated_size": self.stats.usize,
+                "nfiles": self.stats.nfiles,
+            },
+            "limits": {"max_archive_size": self.max_archive_size},
+            "command_line": self.command_line,
+            "cwd": self.cwd,
+            "hostname": self.hostname,
+            "username": self.username,
+            "comment": self.comment,
+            "chunker_params": self.chunker_params,
+        })
+    }
+
+    fn text(&self, cache: &Cache) -> String {
+        let s = &self.stats;
+        [
+            format!("Archive name: {}", self.name),
+            format!("Archive fingerprint: {}", self.id.hex()),
+            format!("Comment: {}", self.comment),
+            format!("Hostname: {}", self.hostname),
+            format!("Username: {}", self.username),
+            format!("Time (start): {}", format_time_local(&self.start)),
+            format!("Time (end): {}", format_time_local(&self.end)),
+            format!("Duration: {}", format_timedelta(self.duration())),
+            format!("Number of files: {}", s.nfiles),
+            format!("Working Directory: {}", self.cwd),
+            format!("Command line: {}", shlex_join(&self.command_line)),
+            format!(
+                "Utilization of maximum supported archive size: {:.0}%",
+                self.max_archive_size * 100.0
+            ),
+            DASHES.to_string(),
+            STATS_HEADER.to_string(),
+            format!(
+                "{:<15} {:>20} {:>20} {:>20}",
+                "This archive:",
+                fsize(s.osize as i128),
+                fsize(s.csize as i128),
+                fsize(s.usize as i128)
+            ),
+            cache_summary(&cache.stats()),
+        ]
+        .join("\n")
+    }
+}
+
+/// borg's `normalize_chunker_params` as JSON: old 4-tuples gain the `buzhash` name.
+fn chunker_params_json(cp: &crate::chunker::ChunkerParams) -> J {
+    use crate::chunker::ChunkerParams as P;
+    match *cp {
+        P::Buzhash {
+            min_exp,
+            max_exp,
+            mask_bits,
+            window,
+        } => json!(["buzhash", min_exp, max_exp, mask_bits, window]),
+        P::Fixed {
+            block_size,
+            header_size,
+        } => json!(["fixed", block_size, header_size]),
+    }
+}
+
+/// Python's `shlex.join`: quote each word that needs it with single quotes.
+pub fn shlex_join(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            let safe = !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c));
+            if safe {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', "'\"'\"'"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
