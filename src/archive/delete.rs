@@ -14,7 +14,7 @@ use crate::repo::{IdMap, ObjectId, Repository};
 
 /// Drops one reference; deletes the object when it was the last one. Returns the entry's
 /// (size, csize) and whether it became unique garbage.
-fn decref(
+pub(crate) fn decref(
     repo: &dyn Repository,
     index: &mut ChunkIndex,
     id: &ObjectId,

@@ -227,6 +227,13 @@ impl Manifest {
         })
     }
 
+    /// Sets a boolean in the manifest's `config` dict.
+    pub fn set_config_bool(&mut self, name: &str, value: bool) {
+        self.config
+            .retain(|(k, _)| k.as_bytes().ok() != Some(name.as_bytes()));
+        self.config.push((Value::from(name), Value::Bool(value)));
+    }
+
     /// Last-modified time (the manifest timestamp).
     pub fn last_timestamp(&self) -> DateTime<Utc> {
         parse_timestamp(&self.timestamp).unwrap_or_default()

@@ -30,6 +30,17 @@ impl Session {
         location: &Location,
         op: Operation,
     ) -> Result<Session> {
+        Self::from_repo_opts(repo, location, op, false)
+    }
+
+    /// Like [`Session::from_repo`]; `force_tam_not_required` accepts a manifest without TAM
+    /// even where one is required (borg's `upgrade --force`, to repair such a repository).
+    pub fn from_repo_opts(
+        repo: Box<dyn Repository>,
+        location: &Location,
+        op: Operation,
+        force_tam_not_required: bool,
+    ) -> Result<Session> {
         let envelope = fetch_envelope(&*repo)?;
         let (mut key, passphrase) = keyblob::load_key(&*repo, envelope[0])?;
         let security = SecurityDir::for_repo(&repo.id().0);
@@ -37,7 +48,13 @@ impl Session {
             key.tam_required = true;
         }
         key.init_ivs_from_manifest(Some(&envelope))?;
-        let manifest = Manifest::load(&key, &envelope, &repo.location().canonical_path())?;
+        let required = key.tam_required;
+        if force_tam_not_required {
+            key.tam_required = false;
+        }
+        let manifest = Manifest::load(&key, &envelope, &repo.location().canonical_path());
+        key.tam_required = required;
+        let manifest = manifest?;
         manifest.check_features(op)?;
         let logically_encrypted = match key.kind {
             KeyKind::Plaintext | KeyKind::Authenticated | KeyKind::AuthenticatedBlake2 => false,

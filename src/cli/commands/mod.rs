@@ -15,6 +15,7 @@ pub mod list;
 pub mod prune;
 pub mod rename;
 pub mod serve;
+pub mod upgrade;
 pub mod with_lock;
 
 use clap::Subcommand;
@@ -54,6 +55,8 @@ pub enum Command {
     Compact(compact::CompactArgs),
     /// Rename an existing archive
     Rename(rename::RenameArgs),
+    /// upgrade a repository from a previous version
+    Upgrade(upgrade::UpgradeArgs),
     /// Start in server mode. This command is usually not used manually.
     Serve(serve::ServeArgs),
     /// Display the borg client version / borg server version
@@ -113,6 +116,7 @@ pub fn dispatch(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
         }
         Command::Compact(a) => compact::run(&a, ctx),
         Command::Rename(a) => rename::run(&a, ctx),
+        Command::Upgrade(a) => upgrade::run(&a, ctx),
         Command::Version(a) => {
             let client = crate::BORG_COMPAT_VERSION;
             let server = match &a.location {
