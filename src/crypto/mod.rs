@@ -90,6 +90,11 @@ impl CryptoError {
 
 pub type Result<T, E = CryptoError> = std::result::Result<T, E>;
 
+/// Fills `buf` from the OS CSPRNG.
+pub fn fill_random(buf: &mut [u8]) {
+    getrandom::getrandom(buf).expect("OS random number generator failed");
+}
+
 /// Fills a fresh buffer from the OS CSPRNG.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];

@@ -1,5 +1,6 @@
 //! One module per borg subcommand; [`dispatch`] runs the parsed command.
 
+pub mod benchmark;
 pub mod break_lock;
 pub mod check;
 pub mod compact;
@@ -57,6 +58,9 @@ pub enum Command {
     Rename(rename::RenameArgs),
     /// upgrade a repository from a previous version
     Upgrade(upgrade::UpgradeArgs),
+    /// benchmark command
+    #[command(subcommand)]
+    Benchmark(benchmark::BenchmarkCommand),
     /// Start in server mode. This command is usually not used manually.
     Serve(serve::ServeArgs),
     /// Display the borg client version / borg server version
@@ -117,6 +121,7 @@ pub fn dispatch(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
         Command::Compact(a) => compact::run(&a, ctx),
         Command::Rename(a) => rename::run(&a, ctx),
         Command::Upgrade(a) => upgrade::run(&a, ctx),
+        Command::Benchmark(b) => benchmark::run(&b, ctx),
         Command::Version(a) => {
             let client = crate::BORG_COMPAT_VERSION;
             let server = match &a.location {
