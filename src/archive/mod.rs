@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod meta;
 pub mod patterns;
 pub mod session;
+pub mod tar;
 
 use std::path::PathBuf;
 
