@@ -97,7 +97,7 @@ fn batches(chunks: &[ChunkRef]) -> Vec<&[ChunkRef]> {
 }
 
 /// The pax records of `--tar-format=PAX|BORG` for an item.
-fn pax_records(item: &Item, format: TarFormat, meta_item: &Item) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn pax_records(item: &Item, format: TarFormat, meta_item: &Item) -> PaxRecords {
     let mut ph = Vec::new();
     let t = super::writer::format_pax_time;
     if let Some(a) = item.atime {

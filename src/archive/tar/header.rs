@@ -55,6 +55,13 @@ pub const SUPPORTED_TYPES: &[u8] = &[
 pub const REGULAR_TYPES: &[u8] = &[REGTYPE, AREGTYPE, CONTTYPE, GNUTYPE_SPARSE];
 const GNU_TYPES: &[u8] = &[GNUTYPE_LONGNAME, GNUTYPE_LONGLINK, GNUTYPE_SPARSE];
 
+/// pax records (keyword, value), in order.
+pub type PaxRecords = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The sparse part of an old-GNU header: (offset, length) entries, whether extension
+/// blocks follow, and the real file size.
+pub type OldSparse = (Vec<(i128, i128)>, bool, i128);
+
 /// Rounds up to whole blocks.
 pub fn block_round(n: u64) -> u64 {
     n.div_ceil(BLOCK as u64) * BLOCK as u64
@@ -250,7 +257,7 @@ pub struct ParsedHeader {
     pub devmajor: i128,
     pub devminor: i128,
     /// Old GNU sparse header: (entries, is extended, real size).
-    pub sparse: Option<(Vec<(i128, i128)>, bool, i128)>,
+    pub sparse: Option<OldSparse>,
 }
 
 impl ParsedHeader {
@@ -368,7 +375,7 @@ pub fn pax_record(keyword: &[u8], value: &[u8]) -> Vec<u8> {
 
 /// Splits pax extended header data into (keyword, value) records, stopping at the first
 /// malformed one (a zero length is an error).
-pub fn parse_pax_records(buf: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, HeaderError> {
+pub fn parse_pax_records(buf: &[u8]) -> Result<PaxRecords, HeaderError> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     loop {

@@ -242,7 +242,6 @@ fn base_item(e: &Entry, type_bits: u32) -> Item {
                     it.path = path;
                     it.chunks = None;
                     it.chunks_healthy = None;
-                    it.size = None;
                     it.part = None;
                     it.source = None;
                     return it;

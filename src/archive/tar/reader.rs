@@ -93,7 +93,7 @@ pub struct Entry {
     pub devmajor: i128,
     pub devminor: i128,
     /// All pax records in effect (global, then extended), in order.
-    pub pax: Vec<(Vec<u8>, Vec<u8>)>,
+    pub pax: PaxRecords,
     pub layout: Layout,
 }
 
@@ -161,7 +161,7 @@ impl Entry {
     }
 }
 
-fn set_record(list: &mut Vec<(Vec<u8>, Vec<u8>)>, k: Vec<u8>, v: Vec<u8>) {
+fn set_record(list: &mut PaxRecords, k: Vec<u8>, v: Vec<u8>) {
     match list.iter_mut().find(|(key, _)| *key == k) {
         Some(e) => e.1 = v,
         None => list.push((k, v)),
@@ -187,7 +187,7 @@ pub struct TarReader<R: Read> {
     /// Bytes consumed so far.
     pos: u64,
     ignore_zeros: bool,
-    global: Vec<(Vec<u8>, Vec<u8>)>,
+    global: PaxRecords,
     /// Data bytes (with padding) of the current member not consumed yet.
     pending: u64,
     /// Bytes of the current member's data area that hold content (before padding).

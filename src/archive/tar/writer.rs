@@ -28,7 +28,7 @@ pub struct WriteEntry {
     pub devmajor: u64,
     pub devminor: u64,
     /// Extra pax records (pax formats only), in order.
-    pub pax: Vec<(Vec<u8>, Vec<u8>)>,
+    pub pax: PaxRecords,
 }
 
 fn overflow(what: &str) -> io::Error {
@@ -133,7 +133,7 @@ pub fn encode_headers(e: &WriteEntry, format: TarFormat) -> io::Result<Vec<u8>> 
         }
         TarFormat::Pax | TarFormat::Borg => {
             let mut pax = e.pax.clone();
-            let has = |pax: &Vec<(Vec<u8>, Vec<u8>)>, k: &[u8]| pax.iter().any(|(x, _)| x == k);
+            let has = |pax: &PaxRecords, k: &[u8]| pax.iter().any(|(x, _)| x == k);
             for (value, key, length) in [
                 (&name, &b"path"[..], LENGTH_NAME),
                 (&e.linkname, &b"linkpath"[..], LENGTH_LINK),
