@@ -6,7 +6,7 @@
 //!    The tarballs must be byte-identical (so `tar -tvf` listings and extracted trees are
 //!    too, which is checked as well). `--tar-format=PAX` must list like borg's GNU export
 //!    and restore ns mtimes and xattrs.
-//! 2. GNU tar archives (GNU format, GNU sparse, pax) are imported by rborg: `borg check
+//! 2. GNU tar archives (GNU format, pax, GNU and pax sparse files) are imported by rborg: `borg check
 //!    --verify-data` passes, `borg extract` restores exactly what `tar -x` of the same
 //!    tarball restores, and the items equal those of borg 1.4's own import-tar.
 //! 3. import-tar options: stdin, filters, `--ignore-zeros`, `--json`, `--list --filter`,

@@ -177,7 +177,7 @@ pub fn export_tar<W: Write>(
         }
         matcher.reset_match_counts();
         progress = Some((
-            crate::log::ProgressPercent::new(total, "%5.1f%% Processing: %s", "extract"),
+            crate::log::ProgressPercent::new(total, "%5.1f%% Processing:", "extract"),
             0u64,
         ));
     }
