@@ -42,6 +42,21 @@ fn tool(env: &Env, prog: &str, args: &[&str]) -> Out {
     }
 }
 
+/// A borg/rborg command with the test's isolated environment, run in `cwd`.
+fn isolated(env: &Env, bin: &Path, args: &[&str], cwd: &Path) -> std::process::Output {
+    Command::new(bin)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LANG", "C.UTF-8")
+        .env("HOME", env.path("home"))
+        .envs(&env.vars)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()))
+}
+
 fn tar_list(env: &Env, file: &str) -> String {
     let o = tool(env, "tar", &["-tvf", file]);
     o.ok();
@@ -269,12 +284,12 @@ fn export_tar_matches_borg() {
     );
 
     // FILE "-": the same bytes on stdout
-    let out = Command::new(common::rborg_bin())
-        .args(["export-tar", &arch, "-"])
-        .envs(&env.vars)
-        .current_dir(&env.cwd)
-        .output()
-        .unwrap();
+    let out = isolated(
+        &env,
+        &common::rborg_bin(),
+        &["export-tar", &arch, "-"],
+        &env.cwd,
+    );
     assert!(out.status.success());
     assert!(
         out.stdout == std::fs::read(env.path("borg-plain.tar")).unwrap(),
@@ -328,12 +343,12 @@ fn import_and_compare(env: &Env, repo: &str, name: &str, tarball: &str) -> Out {
     r.ok();
     let xdir = env.path(&format!("x-borg-{name}"));
     std::fs::create_dir_all(&xdir).unwrap();
-    let o = Command::new(borg14_bin())
-        .args(["extract", &format!("{repo}::{name}")])
-        .envs(&env.vars)
-        .current_dir(&xdir)
-        .output()
-        .unwrap();
+    let o = isolated(
+        env,
+        &borg14_bin(),
+        &["extract", &format!("{repo}::{name}")],
+        &xdir,
+    );
     assert!(
         o.status.success(),
         "borg extract {name}: {}",
@@ -560,12 +575,12 @@ fn import_tar_options() {
     assert_eq!(a.ok().stdout, b.ok().stdout);
     let xdir = env.path("x-back");
     std::fs::create_dir_all(&xdir).unwrap();
-    let o = Command::new(borg14_bin())
-        .args(["extract", &format!("{repo}::back")])
-        .envs(&env.vars)
-        .current_dir(&xdir)
-        .output()
-        .unwrap();
+    let o = isolated(
+        &env,
+        &borg14_bin(),
+        &["extract", &format!("{repo}::back")],
+        &xdir,
+    );
     assert!(o.status.success());
     let diffs = common::tree_diff(&env.path("src"), &xdir.join("src"));
     assert!(diffs.is_empty(), "BORG round trip: {diffs:#?}");
