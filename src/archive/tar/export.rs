@@ -3,7 +3,8 @@
 //! Item order is the archive's. Hardlinks follow borg 1.x: a slave becomes a tar hard link
 //! to its master's (possibly stripped) path; when the master itself is not exported
 //! (patterns, `--strip-components`), the first exported slave carries the content and later
-//! ones link to it. File content is streamed chunk batch by chunk batch.
+//! ones link to it. Content is streamed in batches of chunks (bounded memory); the
+//! chunks of consecutive small files share batches (one repository round trip).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -65,26 +66,103 @@ pub fn minor(dev: u64) -> u64 {
 type Masters = HashMap<Vec<u8>, (Option<Vec<ChunkRef>>, Option<Vec<u8>>)>;
 
 /// Fetches, decrypts and decompresses chunks (in parallel), in order.
-fn fetch(repo: &dyn Repository, key: &Key, chunks: &[ChunkRef]) -> anyhow::Result<Vec<Vec<u8>>> {
+fn fetch<T: Sync>(
+    repo: &dyn Repository,
+    key: &Key,
+    chunks: &[(T, ChunkRef)],
+) -> anyhow::Result<Vec<Vec<u8>>> {
     let envs: Vec<_> = repo
-        .get_many(chunks.iter().map(|c| c.id).collect())
+        .get_many(chunks.iter().map(|(_, c)| c.id).collect())
         .collect();
     let out: crate::archive::Result<Vec<Vec<u8>>> = chunks
         .par_iter()
         .zip(envs.into_par_iter())
-        .map(|(c, env)| open_object(key, &c.id, &env?, Some(c.size as usize)))
+        .map(|((_, c), env)| open_object(key, &c.id, &env?, Some(c.size as usize)))
         .collect();
     Ok(out?)
 }
 
-/// Batches of chunks of at most 16 chunks / 32 MiB (bounded memory, parallel decryption).
-fn batches(chunks: &[ChunkRef]) -> Vec<&[ChunkRef]> {
+/// A member waiting for its content to be fetched.
+struct Pending {
+    entry: WriteEntry,
+    chunks: Vec<ChunkRef>,
+    /// For progress messages.
+    path: Vec<u8>,
+}
+
+/// Members of a window are written in order; the chunks of all of them are fetched in
+/// shared batches, so many small files do not cost one repository round trip each.
+const WINDOW_MEMBERS: usize = 1024;
+const WINDOW_BYTES: u64 = 32 << 20;
+
+/// Begins members up to and including `idx` (ending the current one first).
+fn advance_to<W: Write>(
+    tar: &mut TarWriter<W>,
+    window: &[Pending],
+    cur: &mut Option<(usize, u64)>,
+    next: &mut usize,
+    idx: usize,
+) -> anyhow::Result<()> {
+    while *next <= idx {
+        if cur.is_some() {
+            tar.end()?;
+        }
+        let p = &window[*next];
+        tar.begin(&p.entry)?;
+        *cur = Some((*next, p.entry.size));
+        *next += 1;
+    }
+    Ok(())
+}
+
+fn write_window<W: Write>(
+    repo: &dyn Repository,
+    key: &Key,
+    tar: &mut TarWriter<W>,
+    window: &mut Vec<Pending>,
+    progress: &mut Option<(crate::log::ProgressPercent, u64)>,
+) -> anyhow::Result<()> {
+    let all: Vec<(usize, ChunkRef)> = window
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| p.chunks.iter().map(move |c| (i, *c)))
+        .collect();
+    // the member being written: (index, content bytes still expected)
+    let mut cur: Option<(usize, u64)> = None;
+    let mut next = 0usize;
+    for batch in batches(&all) {
+        let datas = fetch(repo, key, batch)?;
+        for ((idx, _), data) in batch.iter().zip(datas) {
+            advance_to(tar, window, &mut cur, &mut next, *idx)?;
+            let (_, left) = cur.as_mut().expect("member begun");
+            let n = (data.len() as u64).min(*left) as usize;
+            tar.write_data(&data[..n])?;
+            *left -= n as u64;
+            if let Some((p, done)) = progress.as_mut() {
+                *done += data.len() as u64;
+                p.show_with(*done, Some(&String::from_utf8_lossy(&window[*idx].path)));
+            }
+        }
+    }
+    if !window.is_empty() {
+        advance_to(tar, window, &mut cur, &mut next, window.len() - 1)?;
+    }
+    if cur.is_some() {
+        tar.end()?;
+    }
+    window.clear();
+    Ok(())
+}
+
+/// Batches of at most 64 chunks / 32 MiB: one `get_many` each (remote repositories
+/// pipeline it), decrypted in parallel, memory bounded.
+fn batches<T>(chunks: &[(T, ChunkRef)]) -> Vec<&[(T, ChunkRef)]> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0u64;
-    for (i, c) in chunks.iter().enumerate() {
+    for (i, (_, c)) in chunks.iter().enumerate() {
         bytes += c.size as u64;
-        if i + 1 - start >= 16 || bytes >= 32 << 20 {
+        if i + 1 - start >= 64 || bytes >= 32 << 20 {
             out.push(&chunks[start..=i]);
             start = i + 1;
             bytes = 0;
@@ -183,6 +261,8 @@ pub fn export_tar<W: Write>(
     }
 
     let mut tar = TarWriter::new(out, opts.format);
+    let mut window: Vec<Pending> = Vec::new();
+    let mut window_bytes = 0u64;
     for item in ItemReader::new(repo, key, &meta.items) {
         let mut item = item?;
         if !select(&item, &mut masters) {
@@ -202,8 +282,7 @@ pub fn export_tar<W: Write>(
             mtime_ns: item.mtime,
             ..WriteEntry::default()
         };
-        // content to stream: (chunks, size)
-        let mut content: Option<Vec<ChunkRef>> = None;
+        let mut content: Vec<ChunkRef> = Vec::new();
         let mut meta_item = item.clone();
         match item.mode & 0o170000 {
             S_IFREG => {
@@ -228,7 +307,7 @@ pub fn export_tar<W: Write>(
                                     .unwrap_or_else(|| chunks.iter().map(|c| c.size as u64).sum());
                                 meta_item.source = None;
                                 meta_item.chunks = Some(chunks.clone());
-                                content = Some(chunks);
+                                content = chunks;
                                 if let Some(m) = masters.as_mut() {
                                     m.insert(src, (None, Some(item.path.clone())));
                                 }
@@ -236,9 +315,8 @@ pub fn export_tar<W: Write>(
                         }
                     }
                 } else {
-                    let chunks = item.chunks.clone().unwrap_or_default();
                     e.size = item.content_size();
-                    content = Some(chunks);
+                    content = item.chunks.clone().unwrap_or_default();
                 }
             }
             S_IFDIR => e.typeflag = DIRTYPE,
@@ -266,26 +344,18 @@ pub fn export_tar<W: Write>(
             e.pax = pax_records(&item, opts.format, &meta_item);
         }
         reporter.listed(&orig_path);
-        tar.begin(&e)?;
-        if let Some(chunks) = content {
-            let mut left = e.size;
-            'outer: for batch in batches(&chunks) {
-                for data in fetch(repo, key, batch)? {
-                    let n = (data.len() as u64).min(left) as usize;
-                    tar.write_data(&data[..n])?;
-                    left -= n as u64;
-                    if let Some((p, done)) = progress.as_mut() {
-                        *done += data.len() as u64;
-                        p.show_with(*done, Some(&String::from_utf8_lossy(&item.path)));
-                    }
-                    if left == 0 {
-                        break 'outer;
-                    }
-                }
-            }
+        window_bytes += e.size;
+        window.push(Pending {
+            entry: e,
+            chunks: content,
+            path: item.path,
+        });
+        if window.len() >= WINDOW_MEMBERS || window_bytes >= WINDOW_BYTES {
+            write_window(repo, key, &mut tar, &mut window, &mut progress)?;
+            window_bytes = 0;
         }
-        tar.end()?;
     }
+    write_window(repo, key, &mut tar, &mut window, &mut progress)?;
     if let Some((mut p, _)) = progress {
         p.finish();
     }
