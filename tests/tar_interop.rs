@@ -5,7 +5,7 @@
 //!    rborg: plain, `.tar.gz`, to stdout, with `--strip-components`, PATHs and excludes.
 //!    The tarballs must be byte-identical (so `tar -tvf` listings and extracted trees are
 //!    too, which is checked as well). `--tar-format=PAX` must list like borg's GNU export
-//!    and restore ns mtimes and xattrs.
+//!    and restore ns mtimes, xattrs and ACLs with GNU tar.
 //! 2. GNU tar archives (GNU format, pax, GNU and pax sparse files) are imported by rborg: `borg check
 //!    --verify-data` passes, `borg extract` restores exactly what `tar -x` of the same
 //!    tarball restores, and the items equal those of borg 1.4's own import-tar.
@@ -304,13 +304,16 @@ fn export_tar_matches_borg() {
         &env,
         "pax.tar",
         "x-pax",
-        &["--xattrs", "--xattrs-include=user.*"],
+        &["--xattrs", "--xattrs-include=user.*", "--acls"],
     );
     assert_eq!(
         snapshot(&env.path("src"), true),
         snapshot(&env.path("x-pax/src"), true),
         "PAX export does not restore the source tree with ns mtimes"
     );
+    // xattrs (SCHILY.xattr.*) and ACLs (SCHILY.acl.*) too
+    let diffs = common::tree_diff(&env.path("src"), &env.path("x-pax/src"));
+    assert!(diffs.is_empty(), "PAX export: {diffs:#?}");
     let x = tool(&env, "getfattr", &["-d", "x-pax/src/hello.txt"]);
     x.ok();
     assert!(x.stdout.contains("user.comment=\"hello\""), "{x:?}");
