@@ -14,6 +14,7 @@ pub mod meta;
 pub mod patterns;
 pub mod prune;
 pub mod session;
+pub mod tar;
 pub mod upgrade;
 
 use std::path::PathBuf;

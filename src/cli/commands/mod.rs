@@ -8,7 +8,9 @@ pub mod config;
 pub mod create;
 pub mod delete;
 pub mod delete_archives;
+pub mod export_tar;
 pub mod extract;
+pub mod import_tar;
 pub mod info;
 pub mod init;
 pub mod key;
@@ -65,6 +67,12 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Display the borg client version / borg server version
     Version(VersionArgs),
+    /// Export archive contents as a tarball
+    #[command(name = "export-tar")]
+    ExportTar(export_tar::ExportTarArgs),
+    /// Create a backup archive from a tarball
+    #[command(name = "import-tar")]
+    ImportTar(import_tar::ImportTarArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -122,6 +130,8 @@ pub fn dispatch(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
         Command::Rename(a) => rename::run(&a, ctx),
         Command::Upgrade(a) => upgrade::run(&a, ctx),
         Command::Benchmark(b) => benchmark::run(&b, ctx),
+        Command::ExportTar(a) => export_tar::run(&a, ctx),
+        Command::ImportTar(a) => import_tar::run(&a, ctx),
         Command::Version(a) => {
             let client = crate::BORG_COMPAT_VERSION;
             let server = match &a.location {
