@@ -590,3 +590,74 @@ fn import_tar_options() {
 
     env.borg14(&["check", "--verify-data", &repo]).ok();
 }
+
+/// Archives from import-tar mark no `hardlink_master`; partial and full extraction by rborg
+/// give the same files and link counts as borg's.
+#[test]
+fn imported_hardlinks_extract_like_borg() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let src = env.path("hl/src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("m"), b"linked content\n").unwrap();
+    for n in ["b", "c", "d"] {
+        std::fs::hard_link(src.join("m"), src.join(n)).unwrap();
+    }
+    let tarball = env.p("hl.tar");
+    let st = std::process::Command::new("tar")
+        .args(["-C", &env.p("hl"), "-cf", &tarball, "src"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let repo = env.p("repo");
+    env.rborg(&["init", "-e", "none", &repo]).ok();
+    env.rborg(&["import-tar", &format!("{repo}::ours"), &tarball])
+        .ok();
+    env.borg14(&["import-tar", &format!("{repo}::theirs"), &tarball])
+        .ok();
+    let snapshot = |dir: &std::path::Path| -> Vec<String> {
+        let mut v = Vec::new();
+        for e in std::fs::read_dir(dir.join("src")).unwrap() {
+            let e = e.unwrap();
+            let md = e.metadata().unwrap();
+            let data = std::fs::read(e.path()).unwrap();
+            v.push(format!(
+                "{} nlink={} {}",
+                e.file_name().to_string_lossy(),
+                md.nlink(),
+                String::from_utf8_lossy(&data).trim()
+            ));
+        }
+        v.sort();
+        v
+    };
+    let mut n = 0;
+    for sel in [
+        &[][..],
+        &["src/c"],
+        &["src/c", "src/d"],
+        &["src/m", "src/d"],
+    ] {
+        for arc in ["ours", "theirs"] {
+            let mut results = Vec::new();
+            for tool in ["rborg", "borg"] {
+                n += 1;
+                let out = env.path(&format!("out{n}"));
+                std::fs::create_dir(&out).unwrap();
+                let mut e = Env::new();
+                e.vars = env.vars.clone();
+                e.cwd = out.clone();
+                let mut args = vec!["extract".to_string(), format!("{repo}::{arc}")];
+                args.extend(sel.iter().map(|s| s.to_string()));
+                let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+                if tool == "rborg" {
+                    e.rborg(&args).ok();
+                } else {
+                    e.borg14(&args).ok();
+                }
+                results.push(snapshot(&out));
+            }
+            assert_eq!(results[0], results[1], "extract {arc} {sel:?}");
+        }
+    }
+}

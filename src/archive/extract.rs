@@ -476,6 +476,14 @@ impl<'a> Extractor<'a> {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(item.path.clone(), dest.to_vec());
+                } else if let Some(src) = item.source.as_ref().filter(|_| item.chunks.is_none()) {
+                    // a slave written from its unextracted master's chunks: later slaves of
+                    // the same master link to this one (as borg does)
+                    self.written_masters
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(src.clone())
+                        .or_insert_with(|| dest.to_vec());
                 }
                 if damaged {
                     warnings.push(damaged_warning(item));

@@ -194,6 +194,7 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
         }
         Ok(())
     };
+    let mut unflagged_indexed = false;
     for item in ItemReader::new(&*session.repo, &session.key, &meta.items) {
         let item = item?;
         if item.hardlink_master == Some(true) {
@@ -204,6 +205,19 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
         let Some(dest) = selected(&item) else {
             continue;
         };
+        if item.is_hardlink_slave() && !unflagged_indexed {
+            let src = item.source.as_deref().unwrap_or_default();
+            let known = ex.masters.contains_key(src)
+                || ex
+                    .written_masters
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains_key(src);
+            if !known {
+                index_unflagged_masters(&mut ex, &selected, &session, &meta)?;
+                unflagged_indexed = true;
+            }
+        }
         if a.list {
             crate::log::info("borg.output.list", &String::from_utf8_lossy(&dest));
         }
@@ -224,6 +238,45 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
     }
     for w in matcher.never_matched_warnings() {
         exit::warn(101, Some("IncludePatternNeverMatchedWarning"), &w);
+    }
+    Ok(())
+}
+
+/// Archives made by import-tar (borg's and rborg's) mark no `hardlink_master`: a slave's
+/// master is simply the earlier item at its `source` path. The first time a slave's master is
+/// unknown, one extra pass over the items finds every slave's master: a selected master is
+/// linked to at its destination, an unselected one lends its chunks.
+fn index_unflagged_masters(
+    ex: &mut Extractor,
+    selected: &dyn Fn(&Item) -> Option<Vec<u8>>,
+    session: &crate::archive::session::Session,
+    meta: &crate::archive::meta::ArchiveMeta,
+) -> anyhow::Result<()> {
+    let mut sources = std::collections::HashSet::new();
+    for item in ItemReader::new(&*session.repo, &session.key, &meta.items) {
+        let item = item?;
+        if item.is_hardlink_slave() {
+            if let Some(s) = item.source {
+                sources.insert(s);
+            }
+        }
+    }
+    let mut written = ex.written_masters.lock().unwrap_or_else(|e| e.into_inner());
+    for item in ItemReader::new(&*session.repo, &session.key, &meta.items) {
+        let item = item?;
+        if item.source.is_some() || !sources.remove(&item.path) {
+            continue;
+        }
+        match selected(&item) {
+            Some(dest) => {
+                written.entry(item.path.clone()).or_insert(dest);
+            }
+            None => {
+                if let Some(c) = item.chunks {
+                    ex.masters.entry(item.path.clone()).or_insert(c);
+                }
+            }
+        }
     }
     Ok(())
 }
