@@ -407,14 +407,14 @@ impl<'s> ArchiveChecker<'s> {
         let refs = &mut self.refs;
         let mut store = |data: &[u8]| -> Result<(ObjectId, u32, u32)> {
             let id = key.id_hash(data);
-            if !refs.contains_key(&id) {
-                let env = key.seal(repo, &comp.compress(data))?;
-                repo.put(&id, &env)?;
-                refs.insert(id, 1);
-                return Ok((id, data.len() as u32, env.len() as u32));
+            if let Some(n) = refs.get_mut(&id) {
+                *n += 1;
+                return Ok((id, data.len() as u32, 0));
             }
-            *refs.get_mut(&id).expect("present") += 1;
-            Ok((id, data.len() as u32, 0))
+            let env = key.seal(repo, &comp.compress(data))?;
+            repo.put(&id, &env)?;
+            refs.insert(id, 1);
+            Ok((id, data.len() as u32, env.len() as u32))
         };
         for it in items {
             w.add(it, &mut store)?;

@@ -11,6 +11,9 @@ use super::item::Item;
 use super::meta::{open_object, store_object};
 use super::{ArchiveError, Result};
 
+/// Stores one item-stream chunk; returns its id, plaintext size and stored size.
+pub type StoreFn<'a> = dyn FnMut(&[u8]) -> Result<(ObjectId, u32, u32)> + 'a;
+
 type Fetch<'a> = Box<dyn Iterator<Item = (ObjectId, crate::repo::GetResult)> + 'a>;
 
 /// Reads the items of an archive in order, fetching item chunks ahead.
@@ -114,11 +117,7 @@ impl ItemWriter {
         }
     }
 
-    pub fn add(
-        &mut self,
-        item: &Item,
-        store: &mut dyn FnMut(&[u8]) -> Result<(ObjectId, u32, u32)>,
-    ) -> Result<()> {
+    pub fn add(&mut self, item: &Item, store: &mut StoreFn<'_>) -> Result<()> {
         item.pack_into(&mut self.buf);
         if self.buf.len() > BUFFER_SIZE {
             self.flush(false, store)?;
@@ -127,11 +126,7 @@ impl ItemWriter {
     }
 
     /// Stores complete chunks; unless `final_`, keeps the last piece (its cut may move).
-    pub fn flush(
-        &mut self,
-        final_: bool,
-        store: &mut dyn FnMut(&[u8]) -> Result<(ObjectId, u32, u32)>,
-    ) -> Result<()> {
+    pub fn flush(&mut self, final_: bool, store: &mut StoreFn<'_>) -> Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }

@@ -1081,6 +1081,51 @@ pub fn parse_positive_int(s: &str) -> Result<u64, PositiveIntError> {
     }
 }
 
+// ---- item times (what `list`/`diff` show for mtime/ctime/atime) ----
+
+/// An item timestamp (ns) as borg's `safe_timestamp` makes it: `datetime.fromtimestamp(ns /
+/// 1e9)`, i.e. naive local time, microseconds rounded half-even from the float.
+pub fn item_local(ns: i128) -> NaiveDateTime {
+    let f = ns as f64 / 1e9;
+    let secs = f.floor();
+    let mut us = ((f - secs) * 1e6).round_ties_even() as i64;
+    let mut s = secs as i64;
+    if us >= 1_000_000 {
+        s += 1;
+        us -= 1_000_000;
+    }
+    let utc = DateTime::<Utc>::from_timestamp(s, (us * 1000) as u32).unwrap_or_default();
+    let off = SystemZone.offset_at(s);
+    utc.naive_utc() + chrono::Duration::seconds(off as i64)
+}
+
+/// `isomtime`-style text of an item time.
+pub fn item_isoformat(ns: i128) -> String {
+    item_local(ns).format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+/// An item time formatted with a Python strftime spec (empty = borg's text format).
+pub fn item_strftime(ns: i128, spec: &str) -> String {
+    let fmt = if spec.is_empty() { TEXT_FORMAT } else { spec };
+    PyDateTime::naive(item_local(ns)).strftime(fmt)
+}
+
+/// Archive-level times (start/end/last_modified): borg's `OutputTimestamp` of a UTC time.
+pub fn isoformat_local_secs(t: &DateTime<Utc>) -> String {
+    isoformat_time(*t)
+}
+
+/// Archive-level text time.
+pub fn format_time_local(t: &DateTime<Utc>) -> String {
+    format_time(*t)
+}
+
+/// Archive-level time with a strftime spec (empty = text format).
+pub fn archive_strftime(t: &DateTime<Utc>, spec: &str) -> String {
+    let fmt = if spec.is_empty() { TEXT_FORMAT } else { spec };
+    PyDateTime::naive(to_localtime(*t)).strftime(fmt)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1429,49 +1474,4 @@ mod tests {
             "2024-06-30 22:00 -0500 -0500"
         );
     }
-}
-
-// ---- item times (what `list`/`diff` show for mtime/ctime/atime) ----
-
-/// An item timestamp (ns) as borg's `safe_timestamp` makes it: `datetime.fromtimestamp(ns /
-/// 1e9)`, i.e. naive local time, microseconds rounded half-even from the float.
-pub fn item_local(ns: i128) -> NaiveDateTime {
-    let f = ns as f64 / 1e9;
-    let secs = f.floor();
-    let mut us = ((f - secs) * 1e6).round_ties_even() as i64;
-    let mut s = secs as i64;
-    if us >= 1_000_000 {
-        s += 1;
-        us -= 1_000_000;
-    }
-    let utc = DateTime::<Utc>::from_timestamp(s, (us * 1000) as u32).unwrap_or_default();
-    let off = SystemZone.offset_at(s);
-    utc.naive_utc() + chrono::Duration::seconds(off as i64)
-}
-
-/// `isomtime`-style text of an item time.
-pub fn item_isoformat(ns: i128) -> String {
-    item_local(ns).format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
-}
-
-/// An item time formatted with a Python strftime spec (empty = borg's text format).
-pub fn item_strftime(ns: i128, spec: &str) -> String {
-    let fmt = if spec.is_empty() { TEXT_FORMAT } else { spec };
-    PyDateTime::naive(item_local(ns)).strftime(fmt)
-}
-
-/// Archive-level times (start/end/last_modified): borg's `OutputTimestamp` of a UTC time.
-pub fn isoformat_local_secs(t: &DateTime<Utc>) -> String {
-    isoformat_time(*t)
-}
-
-/// Archive-level text time.
-pub fn format_time_local(t: &DateTime<Utc>) -> String {
-    format_time(*t)
-}
-
-/// Archive-level time with a strftime spec (empty = text format).
-pub fn archive_strftime(t: &DateTime<Utc>, spec: &str) -> String {
-    let fmt = if spec.is_empty() { TEXT_FORMAT } else { spec };
-    PyDateTime::naive(to_localtime(*t)).strftime(fmt)
 }

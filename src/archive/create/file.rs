@@ -344,12 +344,8 @@ fn read_and_store(
         return Ok(out);
     }
     // Large file: sequential chunking, parallel storing.
-    let results: std::sync::Mutex<
-        Vec<(
-            usize,
-            std::result::Result<(ChunkRef, bool), crate::archive::ArchiveError>,
-        )>,
-    > = std::sync::Mutex::new(Vec::new());
+    type Stored = std::result::Result<(ChunkRef, bool), crate::archive::ArchiveError>;
+    let results: std::sync::Mutex<Vec<(usize, Stored)>> = std::sync::Mutex::new(Vec::new());
     let mut read_err = None;
     rayon::scope(|s| {
         for (i, chunk) in shared.chunker.reader(&mut f).enumerate() {
