@@ -2,7 +2,7 @@
 //! `rborg::cli::placeholders` against the real thing:
 //!
 //! * `prune_matches_real_borg`: builds real borg repositories (borg 1.2.4 from `PATH`, and
-//!   borg 1.4 from `/opt/borg14/bin/borg` when present) holding a generated history of
+//!   borg 1.4 from `/opt/borg14/bin/borg`, required) holding a generated history of
 //!   archives, runs `borg prune --list --dry-run` with many flag combinations under several
 //!   `TZ` settings, and compares every line with rborg's plan for the same archive list.
 //! * `strftime_matches_python` / `format_line_matches_borg`: differential tests of the Python
@@ -55,9 +55,17 @@ fn borg12() -> PathBuf {
     PathBuf::from(p)
 }
 
+/// borg 1.4 (`BORG14_BIN`, default `/opt/borg14/bin/borg`): required, `.ci/run` installs it.
 fn borg14() -> Option<PathBuf> {
-    let p = PathBuf::from("/opt/borg14/bin/borg");
-    p.exists().then_some(p)
+    let p = std::env::var_os("BORG14_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/borg14/bin/borg"));
+    assert!(
+        p.exists(),
+        "real borg 1.4 not found at {}: this interop test needs it",
+        p.display()
+    );
+    Some(p)
 }
 
 /// A Python with borg importable: borg 1.4's venv if present, else the system one (1.2.4).
