@@ -4,6 +4,7 @@ pub mod cache;
 pub mod check;
 pub mod chunkstore;
 pub mod create;
+pub mod diff;
 pub mod extract;
 pub mod files_cache;
 pub mod item;
@@ -11,6 +12,7 @@ pub mod itemstream;
 pub mod manifest;
 pub mod meta;
 pub mod patterns;
+pub mod recreate;
 pub mod session;
 
 use std::path::PathBuf;

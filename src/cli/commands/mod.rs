@@ -6,11 +6,13 @@ pub mod config;
 pub mod create;
 pub mod delete;
 pub mod delete_archives;
+pub mod diff;
 pub mod extract;
 pub mod info;
 pub mod init;
 pub mod key;
 pub mod list;
+pub mod recreate;
 pub mod serve;
 pub mod with_lock;
 
@@ -49,6 +51,10 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Display the borg client version / borg server version
     Version(VersionArgs),
+    /// find differences in archive contents
+    Diff(Box<diff::DiffArgs>),
+    /// Re-create archives
+    Recreate(Box<recreate::RecreateArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -85,6 +91,13 @@ pub fn dispatch(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
         Command::WithLock(a) => with_lock::run(&a, ctx),
         Command::Config(a) => config::run(&a, ctx),
         Command::Delete(a) => delete::run(&a, ctx),
+        Command::Diff(a) => diff::run(&a, ctx),
+        Command::Recreate(a) => {
+            if a.list {
+                crate::log::force_info("borg.output.list");
+            }
+            recreate::run(&a, ctx)
+        }
         Command::Version(a) => {
             let client = crate::BORG_COMPAT_VERSION;
             let server = match &a.location {
