@@ -624,7 +624,7 @@ fn item_diff(
             }
         }
     }
-    if !(a.deleted || b.deleted) && !opts.content_only {
+    if !(a.deleted || b.deleted || opts.content_only) {
         let name = |x: Option<&[u8]>| x.map(path_text);
         let (u1, g1, u2, g2) = (
             name(a.user()),
