@@ -282,8 +282,25 @@ impl Target<'_> {
         }
         let payload = payload.unwrap_or_else(|| self.compression.compress(data));
         let env = self.key.seal(self.repo, &payload)?;
-        self.repo.put(&id, &env)?;
-        let (size, csize) = (data.len() as u32, env.len() as u32);
+        self.put_sealed_counted(id, data.len() as u32, &env, existed, count_stats)
+    }
+
+    /// Puts an encrypted chunk (new, or replacing the stored one) and references it.
+    fn put_sealed(&mut self, id: ObjectId, size: u32, env: &[u8]) -> Result<ChunkRef> {
+        let existed = self.index.contains(&id);
+        self.put_sealed_counted(id, size, env, existed, true)
+    }
+
+    fn put_sealed_counted(
+        &mut self,
+        id: ObjectId,
+        size: u32,
+        env: &[u8],
+        existed: bool,
+        count_stats: bool,
+    ) -> Result<ChunkRef> {
+        self.repo.put(&id, env)?;
+        let csize = env.len() as u32;
         self.index.add(id, size, csize, 1);
         if let Some(e) = self.index.map.get_mut(&id) {
             e.size = size;
@@ -555,13 +572,19 @@ impl<'s> Recreater<'s> {
         let mut hl_masters: HashMap<Vec<u8>, Moved> = HashMap::new();
         let mut last_checkpoint = Instant::now();
         let rewrite = opts.recompress || rechunk;
+        let mut window = Window::default();
+        let checkpoint_due = |last: &Instant| {
+            opts.checkpoint_interval > 0 && last.elapsed().as_secs() >= opts.checkpoint_interval
+        };
         for item in ItemReader::new(repo, key, &source.items) {
             let mut item = item?;
             if item.part.is_some() {
                 continue;
             }
             if !matcher.is_included(&item.path_str()) {
-                reporter.file_status('x', &item.path);
+                window
+                    .pending
+                    .push_back(Pending::Status('x', item.path.clone()));
                 if target_is_subset
                     && hardlinkable(item.mode)
                     && item.hardlink_master.unwrap_or(true)
@@ -572,6 +595,7 @@ impl<'s> Recreater<'s> {
                         (item.chunks.clone(), item.chunks_healthy.clone(), None),
                     );
                 }
+                window.drain_ready(&mut t, &mut items, reporter)?;
                 continue;
             }
             if target_is_subset && hardlinkable(item.mode) {
@@ -593,36 +617,25 @@ impl<'s> Recreater<'s> {
                 }
             }
             if opts.dry_run {
-                reporter.file_status('-', &item.path);
+                window
+                    .pending
+                    .push_back(Pending::Status('-', item.path.clone()));
+                window.drain_ready(&mut t, &mut items, reporter)?;
                 continue;
             }
-            let mut status = Some(file_status(item.mode));
-            if let Some(chunks) = item.chunks.take() {
-                if let Some(s) = status.take() {
-                    reporter.file_status(s, &item.path);
-                }
-                let new_chunks = if !rewrite {
-                    // the item keeps its chunk list entries as they are
-                    for c in &chunks {
-                        t.incref(&c.id, true)?;
-                    }
-                    chunks
-                } else {
+            let range = match &item.chunks {
+                Some(chunks) if rewrite => {
                     if rechunk {
                         item.chunks_healthy = None;
                     }
-                    process_chunks(&mut t, seen, opts, &chunker, &chunks, rechunk)?
-                };
-                item.chunks = Some(new_chunks);
-                t.stats.nfiles += 1;
-            }
-            items.add(&item, &mut |d: &[u8]| t.add_meta(d))?;
-            if let Some(s) = status {
-                reporter.file_status(s, &item.path);
-            }
-            if opts.checkpoint_interval > 0
-                && last_checkpoint.elapsed().as_secs() >= opts.checkpoint_interval
-            {
+                    let chunks = chunks.clone();
+                    Some(window.queue_chunks(&mut t, seen, opts, &chunker, &chunks, rechunk)?)
+                }
+                _ => None,
+            };
+            window.pending.push_back(Pending::Item { item, range });
+            window.drain_ready(&mut t, &mut items, reporter)?;
+            if window.pending.is_empty() && checkpoint_due(&last_checkpoint) {
                 let cp = format!("{target}.checkpoint");
                 let meta = build_meta(
                     &mut items, &mut t, source, &cp, comment, dst_cp, opts, started,
@@ -643,6 +656,7 @@ impl<'s> Recreater<'s> {
                 crate::log::info("borg.archive", &format!("checkpoint archive {cp} written"));
             }
         }
+        window.finish(&mut t, seen, opts, &mut items, reporter)?;
         if opts.dry_run {
             return Ok(Outcome::DryRun);
         }
@@ -736,97 +750,288 @@ fn starts_with_tag(repo: &dyn Repository, key: &Key, item: &Item) -> Result<bool
     Ok(buf == CACHE_TAG_CONTENTS)
 }
 
-/// The chunks of one item, recompressed and/or rechunked (borg's `process_chunks` with
-/// `chunk_processor`).
-fn process_chunks(
-    t: &mut Target,
-    seen: &mut HashSet<ObjectId>,
-    opts: &RecreateOptions,
-    chunker: &Chunker,
-    chunks: &[ChunkRef],
-    rechunk: bool,
-) -> Result<Vec<ChunkRef>> {
-    let mut out = Vec::with_capacity(chunks.len());
-    let key = t.key;
-    let repo = t.repo;
-    if rechunk {
-        let mut stream = ChunkStream::new(repo, key, chunks);
-        let mut pieces = Vec::new();
-        {
-            let reader = chunker.reader(&mut stream);
-            for piece in reader {
-                match piece {
-                    Ok(p) => pieces.push(p),
-                    Err(e) => {
-                        return Err(stream
-                            .error
-                            .take()
-                            .unwrap_or_else(|| ArchiveError::Other(e.to_string())))
-                    }
-                }
-                if pieces.len() >= 16 {
-                    for p in pieces.drain(..) {
-                        let id = key.id_hash(&p);
-                        out.push(chunk_processor(t, seen, opts, id, &p, None)?);
-                    }
-                }
-            }
-        }
-        for p in pieces.drain(..) {
-            let id = key.id_hash(&p);
-            out.push(chunk_processor(t, seen, opts, id, &p, None)?);
-        }
-        return Ok(out);
-    }
-    // recompress only: chunk boundaries and ids stay
-    for c in chunks {
-        if seen.contains(&c.id) {
-            out.push(t.incref(&c.id, true)?);
-            continue;
-        }
-        let env = repo.get(&c.id)?;
-        let payload = key.open(Some(&c.id), &env)?;
-        let data = crate::compress::decompress_with_hint(&payload, c.size as usize)
-            .map_err(|e| ArchiveError::Decompress(format!("Chunk {}: {e}", c.id.hex())))?;
-        key.assert_id(&c.id, &data)?;
-        out.push(chunk_processor(t, seen, opts, c.id, &data, Some(&payload))?);
-    }
-    Ok(out)
+/// A chunk on its way into the target: id, plaintext size, and the plaintext (`None`: an
+/// existing chunk, fetched when it has to be processed).
+struct Piece {
+    id: ObjectId,
+    size: u32,
+    data: Option<Vec<u8>>,
 }
 
-/// borg's `ArchiveRecreater.chunk_processor`: reference chunks seen in this run; otherwise
-/// (re)store the chunk when recompressing, unless `if-different` finds it already stored
-/// with the codec the compression would choose.
-fn chunk_processor(
+/// Pieces per parallel batch, bounded by count and plaintext bytes.
+const BATCH_PIECES: usize = 64;
+const BATCH_BYTES: u64 = 64 << 20;
+
+/// Items waiting for their rewritten chunks, in archive order. Chunks of several items are
+/// processed together (one parallel batch), then the items are added to the target in
+/// order, with their status lines in the order borg prints them.
+#[derive(Default)]
+struct Window {
+    pending: std::collections::VecDeque<Pending>,
+    /// Pieces queued, not yet processed; global index = `base + done.len() + position`.
+    pieces: Vec<Piece>,
+    bytes: u64,
+    /// Results of processed pieces, global index = `base + position`.
+    done: Vec<ChunkRef>,
+    base: usize,
+}
+
+enum Pending {
+    Status(char, Vec<u8>),
+    /// An item; `range` (global piece indices) when its chunks are being rewritten.
+    Item {
+        item: Item,
+        range: Option<(usize, usize)>,
+    },
+}
+
+impl Window {
+    fn next_index(&self) -> usize {
+        self.base + self.done.len() + self.pieces.len()
+    }
+
+    fn push_piece(
+        &mut self,
+        t: &mut Target,
+        seen: &mut HashSet<ObjectId>,
+        opts: &RecreateOptions,
+        piece: Piece,
+    ) -> Result<()> {
+        self.bytes += piece.size as u64;
+        self.pieces.push(piece);
+        if self.pieces.len() >= BATCH_PIECES || self.bytes >= BATCH_BYTES {
+            self.run(t, seen, opts)?;
+        }
+        Ok(())
+    }
+
+    fn run(
+        &mut self,
+        t: &mut Target,
+        seen: &mut HashSet<ObjectId>,
+        opts: &RecreateOptions,
+    ) -> Result<()> {
+        let batch = std::mem::take(&mut self.pieces);
+        self.bytes = 0;
+        self.done.extend(run_batch(t, seen, opts, batch)?);
+        Ok(())
+    }
+
+    /// Queues the chunks of one item, recompressed and/or rechunked (borg's
+    /// `process_chunks` with `chunk_processor`); returns the item's piece range.
+    fn queue_chunks(
+        &mut self,
+        t: &mut Target,
+        seen: &mut HashSet<ObjectId>,
+        opts: &RecreateOptions,
+        chunker: &Chunker,
+        chunks: &[ChunkRef],
+        rechunk: bool,
+    ) -> Result<(usize, usize)> {
+        let start = self.next_index();
+        let (key, repo) = (t.key, t.repo);
+        if rechunk {
+            let mut stream = ChunkStream::new(repo, key, chunks);
+            let mut failed = None;
+            for piece in chunker.reader(&mut stream) {
+                match piece {
+                    Ok(p) => {
+                        let piece = Piece {
+                            id: key.id_hash(&p),
+                            size: p.len() as u32,
+                            data: Some(p),
+                        };
+                        self.push_piece(t, seen, opts, piece)?;
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                return Err(stream
+                    .error
+                    .take()
+                    .unwrap_or_else(|| ArchiveError::Other(e.to_string())));
+            }
+        } else {
+            // recompress only: chunk boundaries and ids stay
+            for c in chunks {
+                let piece = Piece {
+                    id: c.id,
+                    size: c.size,
+                    data: None,
+                };
+                self.push_piece(t, seen, opts, piece)?;
+            }
+        }
+        Ok((start, self.next_index()))
+    }
+
+    /// Adds the items whose chunks are done (and the status lines before them).
+    fn drain_ready(
+        &mut self,
+        t: &mut Target,
+        items: &mut ItemWriter,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        while let Some(front) = self.pending.front() {
+            if let Pending::Item {
+                range: Some((_, end)),
+                ..
+            } = front
+            {
+                if *end > self.base + self.done.len() {
+                    break;
+                }
+            }
+            match self.pending.pop_front().expect("front exists") {
+                Pending::Status(c, path) => reporter.file_status(c, &path),
+                Pending::Item { mut item, range } => {
+                    let mut status = Some(file_status(item.mode));
+                    if item.chunks.is_some() {
+                        if let Some(s) = status.take() {
+                            reporter.file_status(s, &item.path);
+                        }
+                        match range {
+                            Some((a, b)) => {
+                                item.chunks =
+                                    Some(self.done[a - self.base..b - self.base].to_vec());
+                            }
+                            None => {
+                                // the item keeps its chunk list entries as they are
+                                for c in item.chunks.as_deref().unwrap_or_default() {
+                                    t.incref(&c.id, true)?;
+                                }
+                            }
+                        }
+                        t.stats.nfiles += 1;
+                    }
+                    items.add(&item, &mut |d: &[u8]| t.add_meta(d))?;
+                    if let Some(s) = status {
+                        reporter.file_status(s, &item.path);
+                    }
+                }
+            }
+        }
+        if self.pending.is_empty() && self.pieces.is_empty() {
+            self.base += self.done.len();
+            self.done.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        t: &mut Target,
+        seen: &mut HashSet<ObjectId>,
+        opts: &RecreateOptions,
+        items: &mut ItemWriter,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        self.run(t, seen, opts)?;
+        self.drain_ready(t, items, reporter)
+    }
+}
+
+/// What to do with one piece of a batch.
+enum Plan {
+    /// Seen in this run (or earlier in the batch): add a reference.
+    Incref(ObjectId),
+    /// First sight: decide (in parallel) whether to (re)store it.
+    Process { piece: Piece, exists: bool },
+}
+
+/// The parallel verdict for a `Plan::Process` piece: `Some((size, envelope))` to put, `None`
+/// to reference the stored chunk.
+type Verdict = Option<(u32, Vec<u8>)>;
+
+/// borg's `ArchiveRecreater.chunk_processor` for a batch: chunks seen in this run get a
+/// reference; otherwise they are (re)stored when new or when recompressing, unless
+/// `if-different` finds them stored with the codec the compression would choose.
+fn run_batch(
     t: &mut Target,
     seen: &mut HashSet<ObjectId>,
     opts: &RecreateOptions,
-    id: ObjectId,
-    data: &[u8],
-    stored_payload: Option<&[u8]>,
-) -> Result<ChunkRef> {
-    if seen.contains(&id) {
-        return t.incref(&id, true);
+    batch: Vec<Piece>,
+) -> Result<Vec<ChunkRef>> {
+    use rayon::prelude::*;
+    if batch.is_empty() {
+        return Ok(Vec::new());
     }
-    let mut overwrite = opts.recompress;
-    let mut payload = None;
-    if opts.recompress && !opts.always_recompress && t.index.contains(&id) {
-        let stored_codec = match stored_payload {
-            Some(p) => codec_name(p),
+    let mut first = HashSet::new();
+    let plans: Vec<Plan> = batch
+        .into_iter()
+        .map(|piece| {
+            if seen.contains(&piece.id) || !first.insert(piece.id) {
+                Plan::Incref(piece.id)
+            } else {
+                let exists = t.index.contains(&piece.id);
+                Plan::Process { piece, exists }
+            }
+        })
+        .collect();
+    let (repo, key) = (t.repo, t.key);
+    let verdict = |piece: &Piece, exists: bool| -> Result<Verdict> {
+        // the stored payload is only needed to detect its codec (if-different)
+        let want_stored = exists && opts.recompress && !opts.always_recompress;
+        let mut stored: Option<Vec<u8>> = None;
+        let data: std::borrow::Cow<[u8]> = match &piece.data {
+            Some(d) => std::borrow::Cow::Borrowed(d),
             None => {
-                let env = t.repo.get(&id)?;
-                codec_name(&t.key.open(Some(&id), &env)?)
+                let env = repo.get(&piece.id)?;
+                let payload = key.open(Some(&piece.id), &env)?;
+                let d = crate::compress::decompress_with_hint(&payload, piece.size as usize)
+                    .map_err(|e| {
+                        ArchiveError::Decompress(format!("Chunk {}: {e}", piece.id.hex()))
+                    })?;
+                key.assert_id(&piece.id, &d)?;
+                stored = Some(payload);
+                std::borrow::Cow::Owned(d)
             }
         };
-        let (wanted, p) = decide(&opts.compression, data);
-        if stored_codec == wanted {
-            overwrite = false;
+        let mut overwrite = opts.recompress;
+        let mut payload = None;
+        if want_stored {
+            let stored_codec = match &stored {
+                Some(p) => codec_name(p),
+                None => codec_name(&key.open(Some(&piece.id), &repo.get(&piece.id)?)?),
+            };
+            let (wanted, p) = decide(&opts.compression, &data);
+            if stored_codec == wanted {
+                overwrite = false;
+            }
+            payload = p;
         }
-        payload = p;
+        if exists && !overwrite {
+            return Ok(None);
+        }
+        let payload = payload.unwrap_or_else(|| opts.compression.compress(&data));
+        Ok(Some((data.len() as u32, key.seal(repo, &payload)?)))
+    };
+    let verdicts: Vec<Result<Verdict>> = plans
+        .par_iter()
+        .map(|p| match p {
+            Plan::Incref(_) => Ok(None),
+            Plan::Process { piece, exists } => verdict(piece, *exists),
+        })
+        .collect();
+    let mut out = Vec::with_capacity(plans.len());
+    for (plan, v) in plans.into_iter().zip(verdicts) {
+        match plan {
+            Plan::Incref(id) => out.push(t.incref(&id, true)?),
+            Plan::Process { piece, .. } => {
+                let r = match v? {
+                    None => t.incref(&piece.id, true)?,
+                    Some((size, env)) => t.put_sealed(piece.id, size, &env)?,
+                };
+                seen.insert(piece.id);
+                out.push(r);
+            }
+        }
     }
-    let r = t.add_chunk(id, data, overwrite, payload, true)?;
-    seen.insert(id);
-    Ok(r)
+    Ok(out)
 }
 
 /// The archive object of the target (items flushed), borg's `Archive.save` fields plus
