@@ -633,7 +633,10 @@ impl<'s> Recreater<'s> {
                 }
                 _ => None,
             };
-            window.pending.push_back(Pending::Item { item, range });
+            window.pending.push_back(Pending::Item {
+                item: Box::new(item),
+                range,
+            });
             window.drain_ready(&mut t, &mut items, reporter)?;
             if window.pending.is_empty() && checkpoint_due(&last_checkpoint) {
                 let cp = format!("{target}.checkpoint");
@@ -780,7 +783,7 @@ enum Pending {
     Status(char, Vec<u8>),
     /// An item; `range` (global piece indices) when its chunks are being rewritten.
     Item {
-        item: Item,
+        item: Box<Item>,
         range: Option<(usize, usize)>,
     },
 }
