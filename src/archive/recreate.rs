@@ -915,6 +915,7 @@ impl Window {
                     if let Some(s) = status {
                         reporter.file_status(s, &item.path);
                     }
+                    reporter.progress(&t.stats, &item.path);
                 }
             }
         }

@@ -176,7 +176,7 @@ pub fn run(a: &RecreateArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let mut session = ctx.session(&loc, true, Operation::Check)?;
     let mut cache = Cache::open(&*session.repo, &session.key, &session.manifest)?;
     let location_text = session.repo.location().canonical_path();
-    let reporter = CliReporter::new(a.list, a.filter.clone(), false);
+    let reporter = CliReporter::new(a.list, a.filter.clone(), ctx.common.progress);
     {
         let archive_names: Vec<String> = match &loc.archive {
             Some(name) => {
@@ -218,7 +218,9 @@ pub fn run(a: &RecreateArgs, ctx: &Ctx) -> anyhow::Result<()> {
                 comment.as_deref(),
                 if single { target.as_deref() } else { None },
                 &reporter,
-            )?;
+            );
+            reporter.finish_progress();
+            let done = done?;
             match done {
                 Outcome::Done(r) => {
                     if a.stats {
