@@ -663,6 +663,50 @@ fn recreate_target_comment_timestamp_dry_run() {
     same_extract(&p, "one-slim");
     // rborg's diff of borg-listed archives agrees with borg's
     same_output(&p.rborg, &["diff", "repo::one", "one-slim"]);
+    // borg and rborg list the repository alike
+    same_output(&p.rborg, &["list", "repo"]);
+    // all archives: checkpoints and the others' leftovers are not recreated
+    write(&p.rborg.path("src"), "keep.txt", b"checkpoint content\n");
+    p.rborg
+        .borg14(&["create", "repo::three.checkpoint", "src/keep.txt"])
+        .ok();
+    let cp_before = p
+        .rborg
+        .borg14(&[
+            "list",
+            "--consider-checkpoints",
+            "--format",
+            "{name} {id}{NL}",
+            "repo",
+        ])
+        .ok()
+        .stdout
+        .clone();
+    let r = p.rborg.rborg(&["recreate", "--comment", "all", "repo"]);
+    assert_eq!(
+        r.ok().stdout,
+        "Processing one-slim\nProcessing one\nProcessing two\n"
+    );
+    let cp_after = p
+        .rborg
+        .borg14(&[
+            "list",
+            "--consider-checkpoints",
+            "--format",
+            "{name} {id}{NL}",
+            "repo",
+        ])
+        .ok()
+        .stdout
+        .clone();
+    let cp_line = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("three.checkpoint "))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(cp_line(&cp_before), cp_line(&cp_after));
+    assert_ne!(cp_before, cp_after);
     assert_eq!(
         lines_sorted(&listing(&p.rborg, "two")),
         lines_sorted(&listing(&p.borg, "two"))
