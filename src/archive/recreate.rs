@@ -595,7 +595,7 @@ impl<'s> Recreater<'s> {
                         (item.chunks.clone(), item.chunks_healthy.clone(), None),
                     );
                 }
-                window.drain_ready(&mut t, &mut items, reporter)?;
+                window.settle(&mut t, seen, opts, &mut items, reporter)?;
                 continue;
             }
             if target_is_subset && hardlinkable(item.mode) {
@@ -620,7 +620,7 @@ impl<'s> Recreater<'s> {
                 window
                     .pending
                     .push_back(Pending::Status('-', item.path.clone()));
-                window.drain_ready(&mut t, &mut items, reporter)?;
+                window.settle(&mut t, seen, opts, &mut items, reporter)?;
                 continue;
             }
             let range = match &item.chunks {
@@ -637,7 +637,7 @@ impl<'s> Recreater<'s> {
                 item: Box::new(item),
                 range,
             });
-            window.drain_ready(&mut t, &mut items, reporter)?;
+            window.settle(&mut t, seen, opts, &mut items, reporter)?;
             if window.pending.is_empty() && checkpoint_due(&last_checkpoint) {
                 let cp = format!("{target}.checkpoint");
                 let meta = build_meta(
@@ -764,6 +764,8 @@ struct Piece {
 /// Pieces per parallel batch, bounded by count and plaintext bytes.
 const BATCH_PIECES: usize = 64;
 const BATCH_BYTES: u64 = 64 << 20;
+/// Items (and status lines) waiting for a batch, at most.
+const MAX_PENDING: usize = 4096;
 
 /// Items waiting for their rewritten chunks, in archive order. Chunks of several items are
 /// processed together (one parallel batch), then the items are added to the target in
@@ -924,6 +926,22 @@ impl Window {
             self.done.clear();
         }
         Ok(())
+    }
+
+    /// Adds what is ready; with too much queued, processes the partial batch first (bounds
+    /// memory when many items wait behind one being rewritten).
+    fn settle(
+        &mut self,
+        t: &mut Target,
+        seen: &mut HashSet<ObjectId>,
+        opts: &RecreateOptions,
+        items: &mut ItemWriter,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        if self.pending.len() >= MAX_PENDING {
+            self.run(t, seen, opts)?;
+        }
+        self.drain_ready(t, items, reporter)
     }
 
     fn finish(
