@@ -8,6 +8,7 @@ pub mod config;
 pub mod create;
 pub mod delete;
 pub mod delete_archives;
+pub mod diff;
 pub mod export_tar;
 pub mod extract;
 pub mod import_tar;
@@ -16,6 +17,7 @@ pub mod init;
 pub mod key;
 pub mod list;
 pub mod prune;
+pub mod recreate;
 pub mod rename;
 pub mod serve;
 pub mod upgrade;
@@ -73,6 +75,10 @@ pub enum Command {
     /// Create a backup archive from a tarball
     #[command(name = "import-tar")]
     ImportTar(import_tar::ImportTarArgs),
+    /// find differences in archive contents
+    Diff(Box<diff::DiffArgs>),
+    /// Re-create archives
+    Recreate(Box<recreate::RecreateArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -132,6 +138,13 @@ pub fn dispatch(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
         Command::Benchmark(b) => benchmark::run(&b, ctx),
         Command::ExportTar(a) => export_tar::run(&a, ctx),
         Command::ImportTar(a) => import_tar::run(&a, ctx),
+        Command::Diff(a) => diff::run(&a, ctx),
+        Command::Recreate(a) => {
+            if a.list {
+                crate::log::force_info("borg.output.list");
+            }
+            recreate::run(&a, ctx)
+        }
         Command::Version(a) => {
             let client = crate::BORG_COMPAT_VERSION;
             let server = match &a.location {
