@@ -231,7 +231,7 @@ pub struct PatternOpts {
     #[arg(long = "exclude-from", value_name = "EXCLUDEFILE", action = ArgAction::Append)]
     pub exclude_from: Vec<String>,
     /// include/exclude paths matching PATTERN
-    #[arg(long = "pattern", value_name = "PATTERN", action = ArgAction::Append)]
+    #[arg(long = "pattern", value_name = "PATTERN", action = ArgAction::Append, allow_hyphen_values = true)]
     pub pattern: Vec<String>,
     /// read include/exclude patterns from PATTERNFILE, one per line
     #[arg(long = "patterns-from", value_name = "PATTERNFILE", action = ArgAction::Append)]
