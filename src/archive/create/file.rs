@@ -343,21 +343,36 @@ fn read_and_store(
         }
         return Ok(out);
     }
-    // Large file: sequential chunking, parallel storing.
+    // Large file: sequential chunking, parallel storing. At most `ahead` chunks wait for a
+    // worker; beyond that the reader stores the chunk itself, so memory stays bounded and
+    // no worker ever blocks waiting for another.
     type Stored = std::result::Result<(ChunkRef, bool), crate::archive::ArchiveError>;
     let results: std::sync::Mutex<Vec<(usize, Stored)>> = std::sync::Mutex::new(Vec::new());
+    let in_flight = std::sync::atomic::AtomicUsize::new(0);
+    let ahead = rayon::current_num_threads().max(1);
     let mut read_err = None;
     rayon::scope(|s| {
         for (i, chunk) in shared.chunker.reader(&mut f).enumerate() {
             match chunk {
                 Ok(data) => {
                     let results = &results;
+                    if in_flight.load(std::sync::atomic::Ordering::Acquire) >= ahead {
+                        let r = shared.store.store(&data);
+                        results
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((i, r));
+                        continue;
+                    }
+                    in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                    let in_flight = &in_flight;
                     s.spawn(move |_| {
                         let r = shared.store.store(&data);
                         results
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .push((i, r));
+                        in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
                     });
                 }
                 Err(e) => {

@@ -1,20 +1,20 @@
 //! `create`: walk → read → chunk → id-hash → compress → encrypt → put, in parallel, with the
 //! archive's item order and bytes equal to a sequential run.
 //!
-//! The walk (cheap: stat calls) fills a window of jobs in archive order; the expensive jobs
-//! (regular files) of a window run in parallel on the rayon pool, and big files additionally
-//! split their chunks across workers; then the window's items are emitted in order into the
-//! item stream. Windows are bounded by job count and bytes, so memory does not grow with the
-//! input.
+//! The walk (cheap: stat calls) runs on the calling thread and hands jobs, in archive order,
+//! to the rayon pool as it goes; big files additionally split their chunks across workers.
+//! Finished jobs are emitted strictly in submission order into the item stream, so the
+//! archive is byte-identical to a sequential run. There is no barrier: the walker only waits
+//! when too many jobs are in flight, which bounds memory independently of the input.
 
 mod file;
 pub mod walk;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::Instant;
-
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use super::cache::{Cache, ChunkIndex};
 use super::chunkstore::{ChunkStore, Stats};
@@ -155,8 +155,9 @@ pub struct Created {
     pub duration: f64,
 }
 
-const WINDOW_JOBS: usize = 4096;
-const WINDOW_BYTES: u64 = 256 << 20;
+/// Jobs submitted but not yet emitted; the walker waits beyond this. Only item metadata is
+/// held for a waiting job, file contents are read when its worker starts it.
+const MAX_IN_FLIGHT: usize = 2048;
 
 /// The archive under construction: item stream, statistics, checkpoints.
 struct Builder<'s, 'a> {
@@ -328,28 +329,52 @@ pub fn create(
                 b.add_item(&item)?;
             }
         }
-        let mut walker = walk::Walker::new(opts, matcher);
+        let mut skip = std::collections::HashSet::new();
         if let Ok(st) = std::fs::metadata(crate::dirs::cache_dir()) {
             use std::os::unix::fs::MetadataExt;
-            walker.skip_inodes.insert((st.ino(), st.dev()));
+            skip.insert((st.ino(), st.dev()));
         }
         if let Some(local) = repo.as_local() {
             if let Ok(st) = std::fs::metadata(local.path()) {
                 use std::os::unix::fs::MetadataExt;
-                walker.skip_inodes.insert((st.ino(), st.dev()));
+                skip.insert((st.ino(), st.dev()));
             }
         }
-        for root in roots {
-            walker.root(root);
-            // process full windows as the walk goes on
-            while window_ready(&walker.jobs) {
-                let n = window_len(&walker.jobs);
-                let batch: Vec<Job> = walker.jobs.drain(..n).collect();
-                run_window(&mut b, &shared, batch, reporter)?;
+        let done = Arc::new(Done::default());
+        rayon::in_place_scope(|scope| -> Result<()> {
+            let mut pipe = Pipeline {
+                queue: VecDeque::new(),
+                done: done.clone(),
+            };
+            let shared = &shared;
+            let mut sink = |jobs: &mut Vec<Job>| -> Result<()> {
+                for job in jobs.drain(..) {
+                    pipe.submit(scope, shared, job);
+                    pipe.emit_ready(&mut b, reporter)?;
+                    pipe.maybe_checkpoint(&mut b, reporter)?;
+                    while pipe.queue.len() >= MAX_IN_FLIGHT {
+                        pipe.wait_front();
+                        pipe.emit_ready(&mut b, reporter)?;
+                    }
+                }
+                Ok(())
+            };
+            let mut walker = walk::Walker::new(opts, matcher, &mut sink);
+            walker.skip_inodes = skip;
+            for root in roots {
+                walker.root(root);
+                walker.flush();
+                if let Some(e) = walker.error.take() {
+                    return Err(e);
+                }
             }
-        }
-        let rest = std::mem::take(&mut walker.jobs);
-        run_window(&mut b, &shared, rest, reporter)?;
+            drop(walker);
+            while !pipe.queue.is_empty() {
+                pipe.wait_front();
+                pipe.emit_ready(&mut b, reporter)?;
+            }
+            Ok(())
+        })?;
         Ok(())
     })();
     if let Err(e) = result {
@@ -384,106 +409,152 @@ pub fn create(
     }))
 }
 
-fn window_bytes(jobs: &[Job]) -> u64 {
-    jobs.iter()
-        .map(|j| match j.kind {
-            JobKind::File { size, .. } => size,
-            _ => 0,
-        })
-        .sum()
+/// Completion signal of the worker tasks.
+#[derive(Default)]
+struct Done {
+    lock: Mutex<()>,
+    cv: Condvar,
 }
 
-fn window_ready(jobs: &[Job]) -> bool {
-    jobs.len() >= WINDOW_JOBS || window_bytes(jobs) >= WINDOW_BYTES
+/// One submitted job; `job` is set (and `ready` raised) when its worker finished.
+struct Slot {
+    ready: AtomicBool,
+    job: Mutex<Option<Job>>,
+    error: Mutex<Option<ArchiveError>>,
 }
 
-fn window_len(jobs: &[Job]) -> usize {
-    let mut bytes = 0;
-    for (i, j) in jobs.iter().enumerate() {
-        if let JobKind::File { size, .. } = j.kind {
-            bytes += size;
-        }
-        if i + 1 >= WINDOW_JOBS || bytes >= WINDOW_BYTES {
-            return i + 1;
-        }
-    }
-    jobs.len()
+/// The ordered in-flight queue between the walker and the emitter.
+struct Pipeline {
+    queue: VecDeque<Arc<Slot>>,
+    done: Arc<Done>,
 }
 
-fn run_window(
-    b: &mut Builder,
-    shared: &Shared,
-    mut jobs: Vec<Job>,
-    reporter: &dyn Reporter,
-) -> Result<()> {
-    if jobs.is_empty() {
-        return Ok(());
-    }
-    // The expensive part, in parallel; a repository error aborts the whole run.
-    let fatal: Mutex<Option<ArchiveError>> = Mutex::new(None);
-    jobs.par_iter_mut().for_each(|job| {
-        if fatal.lock().map(|f| f.is_some()).unwrap_or(true) {
+impl Pipeline {
+    fn submit<'s>(&mut self, scope: &rayon::Scope<'s>, shared: &'s Shared<'s>, job: Job) {
+        let cheap = matches!(
+            job.kind,
+            JobKind::Status | JobKind::Warning(_) | JobKind::Special { ext_attrs: false }
+        );
+        if cheap {
+            self.queue.push_back(Arc::new(Slot {
+                ready: AtomicBool::new(true),
+                job: Mutex::new(Some(job)),
+                error: Mutex::new(None),
+            }));
             return;
         }
-        if let Err(e) = file::process_job(shared, job) {
-            let mut f = fatal.lock().unwrap_or_else(|e| e.into_inner());
-            if f.is_none() {
-                *f = Some(e);
+        let slot = Arc::new(Slot {
+            ready: AtomicBool::new(false),
+            job: Mutex::new(None),
+            error: Mutex::new(None),
+        });
+        self.queue.push_back(slot.clone());
+        let done = self.done.clone();
+        scope.spawn(move |_| {
+            let mut job = job;
+            if let Err(e) = file::process_job(shared, &mut job) {
+                *slot.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
             }
-        }
-    });
-    if let Some(e) = fatal.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
+            *slot.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
+            let _g = done.lock.lock().unwrap_or_else(|e| e.into_inner());
+            slot.ready.store(true, Ordering::Release);
+            done.cv.notify_all();
+        });
     }
-    // In order: status lines, warnings, items.
-    for job in jobs {
-        match &job.kind {
-            JobKind::Status => {
-                if let Some(s) = job.status {
-                    reporter.file_status(s, &job.path);
-                }
-                continue;
-            }
-            JobKind::Warning(w) => {
-                reporter.warning(w.code, &w.msg);
-                if let Some(s) = job.status {
-                    reporter.file_status(s, &job.path);
-                }
-                continue;
-            }
-            _ => {}
+
+    /// Blocks until the oldest job is finished.
+    fn wait_front(&self) {
+        let Some(front) = self.queue.front() else {
+            return;
+        };
+        let mut g = self.done.lock.lock().unwrap_or_else(|e| e.into_inner());
+        while !front.ready.load(Ordering::Acquire) {
+            g = self
+                .done
+                .cv
+                .wait_timeout(g, Duration::from_millis(20))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
         }
-        let res = job.result.unwrap_or_default();
-        for w in &res.warnings {
+    }
+
+    /// Writes a checkpoint when one is due. All jobs in flight are finished first, so the
+    /// checkpoint commit holds no chunk that no item references.
+    fn maybe_checkpoint(&mut self, b: &mut Builder, reporter: &dyn Reporter) -> Result<()> {
+        if b.opts.checkpoint_interval == 0
+            || b.last_checkpoint.elapsed().as_secs() < b.opts.checkpoint_interval
+        {
+            return Ok(());
+        }
+        while !self.queue.is_empty() {
+            self.wait_front();
+            self.emit_ready(b, reporter)?;
+        }
+        b.checkpoint()
+    }
+
+    /// Emits finished jobs from the front, in order.
+    fn emit_ready(&mut self, b: &mut Builder, reporter: &dyn Reporter) -> Result<()> {
+        while let Some(front) = self.queue.front() {
+            if !front.ready.load(Ordering::Acquire) {
+                break;
+            }
+            let slot = self.queue.pop_front().expect("front");
+            if let Some(e) = slot.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return Err(e);
+            }
+            let job = slot.job.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(job) = job {
+                emit(b, job, reporter)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reports one finished job and adds its item to the archive.
+fn emit(b: &mut Builder, job: Job, reporter: &dyn Reporter) -> Result<()> {
+    match &job.kind {
+        JobKind::Status => {
+            if let Some(s) = job.status {
+                reporter.file_status(s, &job.path);
+            }
+            return Ok(());
+        }
+        JobKind::Warning(w) => {
             reporter.warning(w.code, &w.msg);
+            if let Some(s) = job.status {
+                reporter.file_status(s, &job.path);
+            }
+            return Ok(());
         }
-        if res.failed {
-            reporter.file_status('E', &job.path);
-            continue;
-        }
-        if let Some(s) = res.status.or(job.status) {
-            reporter.file_status(s, &job.path);
-        }
-        if res.changed {
-            reporter.warning(
-                100,
-                &format!(
-                    "{}: file changed while we backed it up",
-                    String::from_utf8_lossy(&job.path)
-                ),
-            );
-            reporter.file_status('C', &job.path);
-        }
-        b.stats += res.stats;
-        if let Some(item) = &job.item {
-            b.add_item(item)?;
-            reporter.progress(&b.stats, &job.path);
-        }
+        _ => {}
     }
-    if b.opts.checkpoint_interval > 0
-        && b.last_checkpoint.elapsed().as_secs() >= b.opts.checkpoint_interval
-    {
-        b.checkpoint()?;
+    let res = job.result.unwrap_or_default();
+    for w in &res.warnings {
+        reporter.warning(w.code, &w.msg);
+    }
+    if res.failed {
+        reporter.file_status('E', &job.path);
+        return Ok(());
+    }
+    if let Some(s) = res.status.or(job.status) {
+        reporter.file_status(s, &job.path);
+    }
+    if res.changed {
+        reporter.warning(
+            100,
+            &format!(
+                "{}: file changed while we backed it up",
+                String::from_utf8_lossy(&job.path)
+            ),
+        );
+        reporter.file_status('C', &job.path);
+    }
+    b.stats += res.stats;
+    if let Some(item) = &job.item {
+        b.add_item(item)?;
+        reporter.progress(&b.stats, &job.path);
     }
     Ok(())
 }

@@ -116,14 +116,23 @@ fn tag_names(dir: &Path, opts: &CreateOptions) -> Vec<String> {
     tags
 }
 
+/// Receives the walk's jobs, in archive order, a batch at a time.
+pub type Sink<'s> = dyn FnMut(&mut Vec<Job>) -> crate::archive::Result<()> + 's;
+
+/// Jobs collected before they are handed to the sink.
+const BATCH: usize = 64;
+
 /// Walk state: produces jobs in archive order.
-pub struct Walker<'a> {
+pub struct Walker<'a, 's> {
     pub opts: &'a CreateOptions,
     pub matcher: &'a PatternMatcher,
     pub skip_inodes: HashSet<(u64, u64)>,
     /// (dev, ino) of hardlink masters → archive path.
     hard_links: HashMap<(u64, u64), Vec<u8>>,
     pub jobs: Vec<Job>,
+    sink: &'s mut Sink<'s>,
+    /// The sink's error; the walk stops at the next entry.
+    pub error: Option<crate::archive::ArchiveError>,
 }
 
 /// Error text like Python's OSError: `[Errno 2] No such file or directory: 'path'`.
@@ -148,15 +157,31 @@ pub fn os_error_code(e: &std::io::Error) -> i32 {
     }
 }
 
-impl<'a> Walker<'a> {
-    pub fn new(opts: &'a CreateOptions, matcher: &'a PatternMatcher) -> Walker<'a> {
+impl<'a, 's> Walker<'a, 's> {
+    pub fn new(
+        opts: &'a CreateOptions,
+        matcher: &'a PatternMatcher,
+        sink: &'s mut Sink<'s>,
+    ) -> Walker<'a, 's> {
         Walker {
             opts,
             matcher,
             skip_inodes: HashSet::new(),
             hard_links: HashMap::new(),
             jobs: Vec::new(),
+            sink,
+            error: None,
         }
+    }
+
+    /// Hands the collected jobs to the sink.
+    pub fn flush(&mut self) {
+        if self.error.is_none() && !self.jobs.is_empty() {
+            if let Err(e) = (self.sink)(&mut self.jobs) {
+                self.error = Some(e);
+            }
+        }
+        self.jobs.clear();
     }
 
     fn status(&mut self, status: char, path: &[u8]) {
@@ -222,6 +247,13 @@ impl<'a> Walker<'a> {
         restrict_dev: Option<u64>,
         strip: Option<&[u8]>,
     ) {
+        // Safe point: no job index of an enclosing directory is still needed here.
+        if self.jobs.len() >= BATCH {
+            self.flush();
+        }
+        if self.error.is_some() {
+            return;
+        }
         let pstr = String::from_utf8_lossy(path);
         let d = self.matcher.evaluate(&pstr);
         let mut recurse_excluded = false;

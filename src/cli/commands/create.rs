@@ -510,21 +510,25 @@ pub fn run(a: &CreateArgs, ctx: &Ctx) -> anyhow::Result<()> {
             dry_run: true,
             ..opts
         };
-        let mut walker = create::walk::Walker::new(&opts, &matcher);
         if stdin_source.is_some() {
             reporter.file_status('-', a.stdin_name.as_bytes());
         }
+        let mut sink = |jobs: &mut Vec<create::Job>| -> crate::archive::Result<()> {
+            for job in jobs.drain(..) {
+                if let create::JobKind::Warning(w) = &job.kind {
+                    reporter.warning(w.code, &w.msg);
+                }
+                if let Some(s) = job.status {
+                    reporter.file_status(s, &job.path);
+                }
+            }
+            Ok(())
+        };
+        let mut walker = create::walk::Walker::new(&opts, &matcher, &mut sink);
         for r in roots.iter().chain(single_paths.iter().flatten()) {
             walker.root(r);
         }
-        for job in walker.jobs {
-            if let create::JobKind::Warning(w) = &job.kind {
-                reporter.warning(w.code, &w.msg);
-            }
-            if let Some(s) = job.status {
-                reporter.file_status(s, &job.path);
-            }
-        }
+        walker.flush();
         return Ok(());
     }
 
