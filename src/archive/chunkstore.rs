@@ -48,6 +48,14 @@ pub struct ChunkStore<'a> {
     added: Mutex<ChunkIndex>,
 }
 
+thread_local! {
+    /// Per-thread envelope buffer, reused for every chunk this thread stores.
+    static ENVELOPE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer grown beyond this (by an unusually large object) is not kept.
+const KEEP_BUFFER: usize = 12 << 20;
+
 /// csize 0 marks a chunk being stored right now (real envelopes are never empty).
 const PENDING: u32 = 0;
 
@@ -142,13 +150,21 @@ impl<'a> ChunkStore<'a> {
                 }
             }
         }
-        // We claimed it: compress, seal and store outside the lock.
-        let result = (|| {
-            let payload = self.compression.compress(data);
-            let env = self.key.seal(self.repo, &payload)?;
-            self.repo.put(&id, &env)?;
-            Ok(env.len() as u32)
-        })();
+        // We claimed it: compress, seal and store outside the lock, in this thread's buffer
+        // (no per-chunk allocations; the bytes stay in cache from compression to the put).
+        let result = ENVELOPE.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            buf.resize(self.key.envelope_header_len(), 0);
+            self.compression.compress_into(data, &mut buf);
+            self.key.seal_in_place(self.repo, &mut buf)?;
+            self.repo.put(&id, &buf)?;
+            let csize = buf.len() as u32;
+            if buf.capacity() > KEEP_BUFFER {
+                *buf = Vec::new();
+            }
+            Ok(csize)
+        });
         let mut idx = self.lock();
         match result {
             Ok(csize) => {

@@ -52,6 +52,9 @@ fn errtext(e: &std::io::Error, path: &[u8]) -> String {
     super::create::walk::os_error_text(e, path)
 }
 
+/// Plaintext bytes fetched and decrypted together while writing one file.
+const BATCH_BYTES: u64 = 8 << 20;
+
 /// Resolves directories below the target without following symlinks.
 pub struct SafeRoot {
     root: OwnedFd,
@@ -108,17 +111,27 @@ impl SafeRoot {
         create: bool,
     ) -> std::result::Result<std::sync::Arc<OwnedFd>, PathProblem> {
         let key = comps.join(&b'/');
-        if let Some(fd) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(fd.clone());
-        }
-        let mut cur: RawFd = self.root.as_raw_fd();
+        // Start from the deepest cached ancestor (usually the parent's parent), so a new
+        // directory costs one openat, not one per path component.
+        let (base, skip) = {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(fd) = cache.get(&key) {
+                return Ok(fd.clone());
+            }
+            let mut found = None;
+            for n in (1..comps.len()).rev() {
+                if let Some(fd) = cache.get(&comps[..n].join(&b'/')) {
+                    found = Some((fd.clone(), n));
+                    break;
+                }
+            }
+            found.map_or((None, 0), |(fd, n)| (Some(fd), n))
+        };
+        let mut cur: RawFd = base
+            .as_ref()
+            .map_or(self.root.as_raw_fd(), |fd| fd.as_raw_fd());
         let mut owned: Option<OwnedFd> = None;
-        for c in comps {
+        for c in &comps[skip..] {
             let name = cstr(c).map_err(PathProblem::Io)?;
             // SAFETY: cur is a valid directory fd; name a valid C string.
             let mut fd = unsafe {
@@ -165,10 +178,11 @@ impl SafeRoot {
             cur = o.as_raw_fd();
             owned = Some(o);
         }
-        let fd = match owned {
-            Some(o) => std::sync::Arc::new(o),
+        let fd = match (owned, base) {
+            (Some(o), _) => std::sync::Arc::new(o),
+            (None, Some(b)) => b,
             // SAFETY: dup of the root fd.
-            None => std::sync::Arc::new(unsafe {
+            (None, None) => std::sync::Arc::new(unsafe {
                 OwnedFd::from_raw_fd(libc::dup(self.root.as_raw_fd()))
             }),
         };
@@ -286,7 +300,17 @@ impl<'a> Extractor<'a> {
         out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<std::result::Result<u64, std::io::Error>> {
         let mut total = 0u64;
-        for batch in chunks.chunks(16) {
+        // batches of ~8 MiB: decrypted in parallel, yet bounded memory per file
+        let mut rest = chunks;
+        while !rest.is_empty() {
+            let mut n = 0;
+            let mut bytes = 0u64;
+            while n < rest.len() && (n == 0 || bytes < BATCH_BYTES) {
+                bytes += rest[n].size as u64;
+                n += 1;
+            }
+            let (batch, tail) = rest.split_at(n);
+            rest = tail;
             let data = self.fetch_chunks(batch)?;
             for d in data {
                 total += d.len() as u64;
@@ -326,12 +350,9 @@ impl<'a> Extractor<'a> {
                         }
                         let _ = so.flush();
                     } else {
-                        for batch in chunks.chunks(64) {
-                            size += self
-                                .fetch_chunks(batch)?
-                                .iter()
-                                .map(|d| d.len() as u64)
-                                .sum::<u64>();
+                        // fetched, decrypted and verified, then dropped
+                        if let Ok(n) = self.write_content(chunks, &mut |_| Ok(()))? {
+                            size = n;
                         }
                     }
                     if item.chunks.is_some() {
@@ -360,7 +381,16 @@ impl<'a> Extractor<'a> {
             }
         };
         let dfd = dir.as_raw_fd();
-        remove_existing(dfd, &name);
+        // Whatever exists at the name is replaced: each create below retries once after
+        // removing it on EEXIST (no extra syscalls for the common, empty target).
+        let replace = |r: libc::c_int, again: &mut dyn FnMut() -> libc::c_int| -> libc::c_int {
+            if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EEXIST) {
+                remove_existing(dfd, &name);
+                again()
+            } else {
+                r
+            }
+        };
         let ftype = item.file_type();
         // hardlink slave whose master was extracted: link to it
         if item.is_hardlink_slave() {
@@ -375,10 +405,10 @@ impl<'a> Extractor<'a> {
                 match root.parent_of(&t) {
                     Ok((sdir, sname)) => {
                         // SAFETY: valid fds and C strings; flags 0 = do not follow.
-                        if unsafe {
+                        let mut link = || unsafe {
                             libc::linkat(sdir.as_raw_fd(), sname.as_ptr(), dfd, name.as_ptr(), 0)
-                        } == 0
-                        {
+                        };
+                        if replace(link(), &mut link) == 0 {
                             return Ok(warnings);
                         }
                         let e = last_err();
@@ -411,7 +441,7 @@ impl<'a> Extractor<'a> {
                     return Ok(warnings);
                 };
                 // SAFETY: valid fd and C string.
-                let fd = unsafe {
+                let mut create = || unsafe {
                     libc::openat(
                         dfd,
                         name.as_ptr(),
@@ -423,6 +453,7 @@ impl<'a> Extractor<'a> {
                         0o600,
                     )
                 };
+                let fd = replace(create(), &mut create);
                 if fd < 0 {
                     warnings.push(map_problem(PathProblem::Io(last_err()), dest));
                     return Ok(warnings);
@@ -493,7 +524,8 @@ impl<'a> Extractor<'a> {
                 let src = cstr(item.source.as_deref().unwrap_or(b""))
                     .map_err(|e| ArchiveError::io(item.path_str(), e))?;
                 // SAFETY: valid strings and fd.
-                if unsafe { libc::symlinkat(src.as_ptr(), dfd, name.as_ptr()) } < 0 {
+                let mut make = || unsafe { libc::symlinkat(src.as_ptr(), dfd, name.as_ptr()) };
+                if replace(make(), &mut make) < 0 {
                     warnings.push(map_problem(PathProblem::Io(last_err()), dest));
                     return Ok(warnings);
                 }
@@ -502,8 +534,10 @@ impl<'a> Extractor<'a> {
             S_IFIFO | S_IFCHR | S_IFBLK => {
                 let rdev = item.rdev.unwrap_or(0) as libc::dev_t;
                 // SAFETY: valid fd and name.
-                if unsafe { libc::mknodat(dfd, name.as_ptr(), item.mode as libc::mode_t, rdev) } < 0
-                {
+                let mut make = || unsafe {
+                    libc::mknodat(dfd, name.as_ptr(), item.mode as libc::mode_t, rdev)
+                };
+                if replace(make(), &mut make) < 0 {
                     warnings.push(map_problem(PathProblem::Io(last_err()), dest));
                     return Ok(warnings);
                 }

@@ -224,7 +224,7 @@ impl Chunker {
     }
 
     /// Chunk a byte stream (stdin, a pipe, a file read without mmap) with bounded memory:
-    /// about `2 * max_chunk_size` bytes of buffer. Boundaries equal [`Chunker::chunks`] over
+    /// one maximal chunk plus 1 MiB of read-ahead. Boundaries equal [`Chunker::chunks`] over
     /// the whole stream, whatever sizes the reads return.
     pub fn reader<R: Read>(&self, inner: R) -> ChunkReader<'_, R> {
         let max = self.max_chunk_size();
@@ -232,7 +232,7 @@ impl Chunker {
             chunker: self,
             inner,
             buf: Vec::new(),
-            cap: 2 * max.max(4096),
+            cap: max.max(4096) + (1 << 20).min(max.max(4096)),
             start: 0,
             end: 0,
             offset: 0,

@@ -397,24 +397,49 @@ impl Key {
 
     /// Seals a payload with an explicit IV (counter in 16-byte blocks).
     pub fn seal_with_iv(&self, iv: u64, payload: &[u8]) -> Vec<u8> {
-        let tb = self.kind.type_byte();
-        let Some(cipher) = &self.cipher else {
-            let mut out = Vec::with_capacity(1 + payload.len());
-            out.push(tb);
-            out.extend_from_slice(payload);
-            return out;
-        };
-        let mut out = Vec::with_capacity(41 + payload.len());
-        out.push(tb);
-        out.extend_from_slice(&[0u8; 32]);
-        out.extend_from_slice(&iv.to_be_bytes());
+        let mut out = Vec::with_capacity(self.envelope_header_len() + payload.len());
+        out.resize(self.envelope_header_len(), 0);
         out.extend_from_slice(payload);
+        self.seal_buf(iv, &mut out);
+        out
+    }
+
+    /// Turns `[header room | payload]` into the envelope, in place.
+    fn seal_buf(&self, iv: u64, buf: &mut [u8]) {
+        buf[0] = self.kind.type_byte();
+        let Some(cipher) = &self.cipher else {
+            return;
+        };
+        buf[1..33].fill(0);
+        buf[33..41].copy_from_slice(&iv.to_be_bytes());
         let mut block = [0u8; 16];
         block[8..].copy_from_slice(&iv.to_be_bytes());
-        ctr_with(cipher, &block).apply_keystream(&mut out[41..]);
-        let mac = self.mac32(&out[33..41], &out[41..]);
-        out[1..33].copy_from_slice(&mac);
-        out
+        ctr_with(cipher, &block).apply_keystream(&mut buf[41..]);
+        let mac = self.mac32(&buf[33..41], &buf[41..]);
+        buf[1..33].copy_from_slice(&mac);
+    }
+
+    /// Bytes in front of the payload in an envelope (type byte, MAC and IV when encrypting).
+    pub fn envelope_header_len(&self) -> usize {
+        if self.cipher.is_some() {
+            41
+        } else {
+            1
+        }
+    }
+
+    /// Seals in place: `buf` holds [`Self::envelope_header_len`] bytes of room followed by the
+    /// payload, and becomes the envelope (no copy of the payload; it stays hot in cache
+    /// between compression and encryption).
+    pub fn seal_in_place(&self, repo: &dyn Repository, buf: &mut [u8]) -> Result<()> {
+        let iv = if self.cipher.is_some() {
+            let blocks = ((buf.len() - 41) as u64).div_ceil(16);
+            self.ivs.alloc(repo, blocks)?
+        } else {
+            0
+        };
+        self.seal_buf(iv, buf);
+        Ok(())
     }
 
     /// Seals a payload, allocating a fresh IV (reserving nonce space in the repository and the

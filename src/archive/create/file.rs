@@ -343,12 +343,12 @@ fn read_and_store(
         }
         return Ok(out);
     }
-    // Large file: sequential chunking, parallel storing. At most `ahead` chunks wait for a
-    // worker; beyond that the reader stores the chunk itself, so memory stays bounded and
-    // no worker ever blocks waiting for another.
+    // Large file: sequential chunking, parallel storing. At most one chunk per worker (over
+    // all files being read) waits for a worker; beyond that the reader stores the chunk
+    // itself, so memory stays bounded and no worker ever blocks waiting for another.
     type Stored = std::result::Result<(ChunkRef, bool), crate::archive::ArchiveError>;
     let results: std::sync::Mutex<Vec<(usize, Stored)>> = std::sync::Mutex::new(Vec::new());
-    let in_flight = std::sync::atomic::AtomicUsize::new(0);
+    let in_flight = &shared.chunks_in_flight;
     let ahead = rayon::current_num_threads().max(1);
     let mut read_err = None;
     rayon::scope(|s| {
@@ -365,7 +365,6 @@ fn read_and_store(
                         continue;
                     }
                     in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                    let in_flight = &in_flight;
                     s.spawn(move |_| {
                         let r = shared.store.store(&data);
                         results

@@ -142,6 +142,8 @@ pub struct Shared<'a> {
     pub chunker: Chunker,
     pub files: Mutex<FilesCache>,
     pub key: &'a crate::crypto::Key,
+    /// Chunks of big files handed to other workers and not yet stored.
+    pub chunks_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// What `create` produced.
@@ -304,6 +306,7 @@ pub fn create(
         chunker,
         files: Mutex::new(files),
         key,
+        chunks_in_flight: std::sync::atomic::AtomicUsize::new(0),
     };
     let now = Instant::now();
     let mut b = Builder {
