@@ -253,7 +253,7 @@ impl SegmentIo {
         }
         self.next_segment = tid.map_or(0, |t| t + 1);
         if count > 0 {
-            crate::log::info(
+            crate::log::debug(
                 "borg.repository",
                 &format!("Cleaned up {count} uncommitted segment files (== everything after segment {}).",
                     tid.map_or(-1, |t| t as i64)),
@@ -481,6 +481,10 @@ impl SegmentIo {
     pub fn recover_segment(&mut self, segment: u32) -> Result<()> {
         self.read_fds.remove(&segment);
         let p = self.segment_filename(segment);
+        crate::log::info(
+            "borg.repository",
+            &format!("attempting to recover {}", p.display()),
+        );
         let data = fs::read(&p).map_err(|e| RepoError::io(&p, e))?;
         let mut out = MAGIC.to_vec();
         if data.len() < MAGIC.len() + HEADER_SIZE {
