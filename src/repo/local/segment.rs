@@ -546,8 +546,13 @@ impl SegmentReader {
         let size = u32::from_le_bytes(header[4..8].try_into().expect("4"));
         let tag = header[8];
         if (size as usize) < PUT_HEADER_SIZE || size as usize > MAX_OBJECT_SIZE {
+            let what = if size as usize > MAX_OBJECT_SIZE {
+                "too big"
+            } else {
+                "too small"
+            };
             return Err(integrity(format!(
-                "Invalid segment entry size {size} - too big/small [segment {seg}, offset {offset}]"
+                "Invalid segment entry size {size} - {what} [segment {seg}, offset {offset}]"
             )));
         }
         if tag != TAG_PUT {
@@ -667,8 +672,13 @@ impl SegmentIter {
         let size = u32::from_le_bytes(header[4..8].try_into().expect("4"));
         let tag = header[8];
         if (size as usize) < HEADER_SIZE || size as usize > MAX_OBJECT_SIZE {
+            let what = if size as usize > MAX_OBJECT_SIZE {
+                "too big"
+            } else {
+                "too small"
+            };
             return Err(integrity(format!(
-                "Invalid segment entry size {size} - too big/small [segment {seg}, offset {off}]"
+                "Invalid segment entry size {size} - {what} [segment {seg}, offset {off}]"
             )));
         }
         let body_len = size as usize - HEADER_SIZE;
