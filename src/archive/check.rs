@@ -136,23 +136,28 @@ fn invalid_item_reason(v: &Value) -> Option<String> {
     None
 }
 
-/// Where the item stream can be picked up again after a gap: the first offset at which a
-/// complete, valid item dict decodes (`Ok(Some)`), more data is needed to tell (`Err(off)`),
-/// or nothing in `buf` can start an item (`Ok(None)`).
-fn resync_offset(buf: &[u8], item_keys: &[Vec<u8>]) -> std::result::Result<Option<usize>, usize> {
+/// Bytes at the end of a buffer that may still start an item once more data arrives (a map
+/// header and the longest item key).
+const RESYNC_TAIL: usize = 40;
+
+/// Where the item stream can be picked up again after a gap (borg's `RobustUnpacker` in resync
+/// mode): the first offset at which a complete, valid item dict decodes (`Ok(off)`), else the
+/// offset from which the data must be kept until more arrives (`Err(off)`: the first offset
+/// whose item was incomplete, or the tail too short to judge).
+fn resync_offset(buf: &[u8], item_keys: &[Vec<u8>]) -> std::result::Result<usize, usize> {
+    let mut keep = buf.len().saturating_sub(RESYNC_TAIL);
     for off in 0..buf.len() {
         if !valid_msgpacked_dict(&buf[off..], item_keys) {
             continue;
         }
         let mut d = Decoder::new(&buf[off..]);
         match d.next_value() {
-            Ok(Some(v)) if map_has_keys(&v, &["path"]) => return Ok(Some(off)),
-            Ok(_) => {}
-            Err(DecodeError::Incomplete) => return Err(off),
-            Err(_) => {}
+            Ok(Some(v)) if map_has_keys(&v, &["path"]) => return Ok(off),
+            Err(DecodeError::Incomplete) => keep = keep.min(off),
+            _ => {}
         }
     }
-    Ok(None)
+    Err(keep)
 }
 
 impl<'s> ArchiveChecker<'s> {
@@ -197,7 +202,11 @@ impl<'s> ArchiveChecker<'s> {
     fn verify_one(&self, id: &ObjectId) -> std::result::Result<(), (bool, String)> {
         let env = self.s.repo.get(id).map_err(|e| (false, e.to_string()))?;
         let r = if *id == ObjectId::MANIFEST {
-            self.s.key.open(None, &env).map(|_| ()).map_err(|e| e.to_string())
+            self.s
+                .key
+                .open(None, &env)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         } else {
             open_object(&self.s.key, id, &env, None)
                 .map(|_| ())
@@ -253,10 +262,7 @@ impl<'s> ArchiveChecker<'s> {
                     if self.verify_one(id).is_ok() {
                         crate::log::warning(
                             LOGGER,
-                            &format!(
-                                "chunk {} not deleted, did not consistently fail.",
-                                id.hex()
-                            ),
+                            &format!("chunk {} not deleted, did not consistently fail.", id.hex()),
                         );
                         continue;
                     }
@@ -337,7 +343,9 @@ impl<'s> ArchiveChecker<'s> {
                 self.report(&format!(
                     "Archive TAM authentication issue for archive {sname}: {problem}"
                 ));
-                err("This archive will *not* be added to the rebuilt manifest! It will be deleted.");
+                err(
+                    "This archive will *not* be added to the rebuilt manifest! It will be deleted.",
+                );
                 continue;
             }
             let time = value
@@ -459,16 +467,12 @@ impl<'s> ArchiveChecker<'s> {
             loop {
                 if resync {
                     match resync_offset(&buf[pos..], &item_keys) {
-                        Ok(Some(off)) => {
+                        Ok(off) => {
                             pos += off;
                             resync = false;
                         }
-                        Ok(None) => {
-                            pos = buf.len();
-                            break;
-                        }
-                        Err(off) => {
-                            pos += off;
+                        Err(keep) => {
+                            pos += keep;
                             break;
                         }
                     }
@@ -492,17 +496,20 @@ impl<'s> ArchiveChecker<'s> {
                     }
                     Ok(None) | Err(DecodeError::Incomplete) => break,
                     Err(_) => {
+                        // like borg: the rest of this chunk is dropped, the stream is picked
+                        // up again in the next one
                         self.report(&format!("Unpacker crashed while unpacking item metadata, trying to resync... {tag}"));
                         lost = true;
                         resync = true;
-                        pos += 1;
+                        pos = buf.len();
+                        break;
                     }
                 }
             }
             buf.drain(..pos.min(buf.len()));
         }
         if !buf.is_empty() && !resync {
-            self.report("item metadata stream ends inside an item");
+            // an item cut short at the end of the stream is dropped (borg does so silently)
             lost = true;
         }
         Ok((items, lost))
