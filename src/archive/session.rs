@@ -127,7 +127,10 @@ impl Session {
                 Err(e @ ArchiveError::Crypto(crate::crypto::CryptoError::UnsupportedManifest)) => {
                     return Err(e)
                 }
-                Err(e) => (Manifest::new(&key), ManifestStatus::Corrupted(manifest_error(&e))),
+                Err(e) => (
+                    Manifest::new(&key),
+                    ManifestStatus::Corrupted(manifest_error(&e)),
+                ),
             },
         };
         Ok(CheckOpen::Ready(

@@ -72,18 +72,17 @@ pub fn run(a: &CheckArgs, ctx: &Ctx) -> anyhow::Result<()> {
     }
     let mut ok = true;
     if !a.repo_only {
-        let (mut session, status) =
-            match Session::for_check(repo, &loc.without_archive())? {
-                CheckOpen::Ready(s, status) => (s, status),
-                CheckOpen::Empty => {
-                    crate::log::error(
-                        "borg.archive",
-                        "Repository contains no apparent data at all, cannot continue check/repair.",
-                    );
-                    exit::set_ec(exit::EXIT_WARNING);
-                    return Ok(());
-                }
-            };
+        let (mut session, status) = match Session::for_check(repo, &loc.without_archive())? {
+            CheckOpen::Ready(s, status) => (s, status),
+            CheckOpen::Empty => {
+                crate::log::error(
+                    "borg.archive",
+                    "Repository contains no apparent data at all, cannot continue check/repair.",
+                );
+                exit::set_ec(exit::EXIT_WARNING);
+                return Ok(());
+            }
+        };
         let mut checker = ArchiveChecker::new(&mut session, status, a.repair);
         if checker.start(a.verify_data)? {
             let archives = if let Some(name) = &loc.archive {
