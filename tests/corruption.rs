@@ -141,8 +141,7 @@ fn entries(repo: &str) -> Vec<Entry> {
 fn put_of(repo: &str, id: &ObjectId) -> Entry {
     entries(repo)
         .into_iter()
-        .filter(|e| e.tag == TAG_PUT && e.id.as_ref() == Some(id))
-        .next_back()
+        .rfind(|e| e.tag == TAG_PUT && e.id.as_ref() == Some(id))
         .unwrap_or_else(|| panic!("no PUT of {id}"))
 }
 

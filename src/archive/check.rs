@@ -49,6 +49,9 @@ const ARCHIVE_KEYS: &[&str] = &[
     "nfiles_parts",
     "cwd",
 ];
+/// Outcome of verifying one object: `Err((is_integrity_error, message))`.
+type Verified = std::result::Result<(), (bool, String)>;
+
 /// Keys every item has (borg's `REQUIRED_ITEM_KEYS`).
 const REQUIRED_ITEM_KEYS: &[&str] = &["path", "mtime"];
 
@@ -199,7 +202,7 @@ impl<'s> ArchiveChecker<'s> {
     }
 
     /// Reads, decrypts and verifies one object (the manifest has no id to verify).
-    fn verify_one(&self, id: &ObjectId) -> std::result::Result<(), (bool, String)> {
+    fn verify_one(&self, id: &ObjectId) -> Verified {
         let env = self.s.repo.get(id).map_err(|e| (false, e.to_string()))?;
         let r = if *id == ObjectId::MANIFEST {
             self.s
@@ -233,7 +236,7 @@ impl<'s> ArchiveChecker<'s> {
         let mut done = 0u64;
         for batch in ids.chunks(256) {
             let this = &*self;
-            let results: Vec<(ObjectId, std::result::Result<(), (bool, String)>)> = batch
+            let results: Vec<(ObjectId, Verified)> = batch
                 .par_iter()
                 .map(|id| (*id, this.verify_one(id)))
                 .collect();

@@ -134,14 +134,14 @@ impl Session {
             },
         };
         Ok(CheckOpen::Ready(
-            Session {
+            Box::new(Session {
                 repo,
                 key,
                 manifest,
                 location: location.clone(),
                 passphrase,
                 security,
-            },
+            }),
             status,
         ))
     }
@@ -162,7 +162,7 @@ impl Session {
 pub enum CheckOpen {
     /// The repository holds no objects at all (nothing to derive a key from).
     Empty,
-    Ready(Session, ManifestStatus),
+    Ready(Box<Session>, ManifestStatus),
 }
 
 /// The state of the manifest as `check` found it.
@@ -191,10 +191,13 @@ fn manifest_error(e: &ArchiveError) -> String {
     }
 }
 
+/// A key, its passphrase and the envelope its kind was recognised from.
+type KeyFound = (Key, Option<Passphrase>, Vec<u8>);
+
 /// borg's `make_key` for a repository without a usable manifest: the key kind named by the
 /// type byte of the first object that has a known one (at most 999 tries). `None` if the
 /// repository holds no objects.
-fn make_key(repo: &dyn Repository) -> Result<Option<(Key, Option<Passphrase>, Vec<u8>)>> {
+fn make_key(repo: &dyn Repository) -> Result<Option<KeyFound>> {
     let ids = repo.list(Some(1000), None)?;
     if ids.is_empty() {
         return Ok(None);
