@@ -800,3 +800,34 @@ fn lost_item_metadata_chunk_rborg_repo() {
 fn lost_item_metadata_chunk_borg_repo() {
     lost_item_metadata_chunk(Maker::Borg14);
 }
+
+/// The manifest rebuild in every encryption mode (the key is found from the other objects,
+/// keyfile modes included): both tools pass the repaired repository and list the archives.
+#[test]
+fn missing_manifest_every_mode() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.path("src")).unwrap();
+    std::fs::write(env.path("src/file"), b"some content\n").unwrap();
+    for mode in MODES {
+        let repo = env.p(&format!("repo-{mode}"));
+        env.rborg(&["init", "-e", mode, &repo]).ok();
+        env.rborg(&["create", &format!("{repo}::first"), "src"])
+            .ok();
+        env.rborg(&["create", &format!("{repo}::second"), "src"])
+            .ok();
+        let r = open_repo(&repo);
+        r.delete(&ObjectId::MANIFEST).unwrap();
+        r.commit(false, 0.1, false).unwrap();
+        r.close().unwrap();
+        env.rborg(&["check", &repo])
+            .rc(1)
+            .stderr_has("Repository manifest not found!");
+        env.rborg(&["check", "--repair", &repo]).ok();
+        env.rborg(&["check", &repo]).ok();
+        env.borg14(&["check", &repo]).ok();
+        let names = list_names(env.borg14(&["list", "--short", &repo]).ok());
+        assert_eq!(names, ["first", "second"], "{mode}");
+        env.rborg(&["extract", "--dry-run", &format!("{repo}::second")])
+            .ok();
+    }
+}
