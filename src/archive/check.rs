@@ -209,7 +209,7 @@ impl<'s> ArchiveChecker<'s> {
                 .key
                 .open(None, &env)
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| super::session::manifest_error(&e.into()))
         } else {
             open_object(&self.s.key, id, &env, None)
                 .map(|_| ())

@@ -176,7 +176,7 @@ pub enum ManifestStatus {
 
 /// borg's wording for a manifest that does not open: the bare cause of a failed decryption
 /// (the manifest has no chunk id to name).
-fn manifest_error(e: &ArchiveError) -> String {
+pub(crate) fn manifest_error(e: &ArchiveError) -> String {
     let msg = match e {
         ArchiveError::Crypto(crate::crypto::CryptoError::Integrity(m)) => m.clone(),
         other => return other.to_string(),
