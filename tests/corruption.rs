@@ -229,6 +229,8 @@ struct Expect {
     damaged: Vec<(&'static str, std::ops::Range<usize>)>,
     /// Run --verify-data after the repair.
     verify_data: bool,
+    /// Extra options for the checks of the damaged repository and the repairs.
+    flags: &'static [&'static str],
 }
 
 impl Expect {
@@ -240,6 +242,7 @@ impl Expect {
             survivors,
             damaged: vec![],
             verify_data: true,
+            flags: &[],
         }
     }
     fn damaged(rc: i32, says: Vec<String>, survivors: Vec<&'static str>) -> Expect {
@@ -250,6 +253,7 @@ impl Expect {
             survivors,
             damaged: vec![],
             verify_data: true,
+            flags: &[],
         }
     }
 }
@@ -342,7 +346,16 @@ fn run_fixture(mut fx: Fixture, corrupt: impl FnOnce(&Fixture) -> Expect) {
     let theirs_env = Env::new();
     let theirs = theirs_env.p("repo");
     copy_dir(&repo, Path::new(&theirs));
-    let ours = fx.env.rborg(&["check", "-v", &repo]);
+    let with = |args: &[&'static str], path: &str| -> Vec<String> {
+        let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        v.extend(exp.flags.iter().map(|s| s.to_string()));
+        v.push(path.to_string());
+        v
+    };
+    let args = with(&["check", "-v"], &repo);
+    let ours = fx
+        .env
+        .rborg(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
     if std::env::var_os("CORRUPTION_SHOW").is_some() {
         eprintln!("=== rborg check:\n{}", ours.stderr);
     }
@@ -354,7 +367,8 @@ fn run_fixture(mut fx: Fixture, corrupt: impl FnOnce(&Fixture) -> Expect) {
             ours.stderr
         );
     }
-    let b = theirs_env.borg14(&["check", "-v", &theirs]);
+    let args = with(&["check", "-v"], &theirs);
+    let b = theirs_env.borg14(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
     b.rc(exp.rc);
     for s in &exp.borg_says {
         assert!(
@@ -365,7 +379,10 @@ fn run_fixture(mut fx: Fixture, corrupt: impl FnOnce(&Fixture) -> Expect) {
     }
 
     // rborg repairs; both tools pass the result
-    fx.env.rborg(&["check", "-v", "--repair", &repo]).ok();
+    let args = with(&["check", "-v", "--repair"], &repo);
+    fx.env
+        .rborg(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+        .ok();
     fx.env.rborg(&["check", &repo]).ok();
     fx.env.borg14(&["check", &repo]).ok();
     if exp.verify_data {
@@ -374,7 +391,10 @@ fn run_fixture(mut fx: Fixture, corrupt: impl FnOnce(&Fixture) -> Expect) {
     }
 
     // borg repairs its copy: same survivors, and rborg passes borg's result too
-    theirs_env.borg14(&["check", "--repair", &theirs]).ok();
+    let args = with(&["check", "--repair"], &theirs);
+    theirs_env
+        .borg14(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+        .ok();
     theirs_env.borg14(&["check", &theirs]).ok();
     theirs_env.rborg(&["check", &theirs]).ok();
     let our_names = list_names(fx.env.rborg(&["list", "--short", &repo]).ok());
@@ -423,6 +443,31 @@ fn flipped_byte_in_object_data_rborg_repo() {
 #[test]
 fn flipped_byte_in_object_data_borg_repo() {
     flipped_data(Maker::Borg14);
+}
+
+/// A file-content object whose bytes changed with its CRC fixed: only the cryptographic
+/// verification sees it. Plain `check` passes (both tools); `--verify-data` reports it and with
+/// `--repair` deletes it, the file gets an all-zero chunk.
+#[test]
+fn tampered_chunk_needs_verify_data() {
+    run_case(Maker::Rborg, |fx| {
+        let (id, range) = big_chunk(&fx.repo);
+        let e = put_of(&fx.repo, &id);
+        tamper_value(&e, e.size / 2);
+        fx.env.rborg(&["check", &fx.repo]).ok();
+        fx.env.borg14(&["check", &fx.repo]).ok();
+        let mut x = Expect::damaged(
+            1,
+            vec![format!(
+                "chunk {}, integrity error: MAC Authentication failed",
+                id.hex()
+            )],
+            vec!["a1", "a2"],
+        );
+        x.flags = &["--verify-data"];
+        x.damaged = vec![("src/big.bin", range)];
+        x
+    });
 }
 
 /// A flipped byte in an entry header (its size field): the entry is unreadable; repair

@@ -13,7 +13,7 @@ use super::item::{ChunkRef, Item};
 use super::itemstream::ItemWriter;
 use super::manifest::{ArchiveEntry, Manifest, ITEM_KEYS};
 use super::meta::{open_object, ArchiveMeta};
-use super::session::{ManifestStatus, Session};
+use super::session::{object_error, ManifestStatus, Session};
 use super::Result;
 use crate::compress::Compression;
 use crate::crypto::tam::{self, TamStatus};
@@ -209,11 +209,11 @@ impl<'s> ArchiveChecker<'s> {
                 .key
                 .open(None, &env)
                 .map(|_| ())
-                .map_err(|e| super::session::manifest_error(&e.into()))
+                .map_err(|e| object_error(&e.into()))
         } else {
             open_object(&self.s.key, id, &env, None)
                 .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| object_error(&e))
         };
         r.map_err(|e| (true, e))
     }
@@ -320,7 +320,7 @@ impl<'s> ArchiveChecker<'s> {
             {
                 Ok(d) => d,
                 Err(e) => {
-                    self.report(&format!("Skipping corrupted chunk: {e}"));
+                    self.report(&format!("Skipping corrupted chunk: {}", object_error(&e)));
                     continue;
                 }
             };
@@ -458,7 +458,7 @@ impl<'s> ArchiveChecker<'s> {
             {
                 Ok(d) => d,
                 Err(e) => {
-                    self.report(&format!("{e} {tag}"));
+                    self.report(&format!("{} {tag}", object_error(&e)));
                     lost = true;
                     buf.clear();
                     resync = true;
@@ -540,8 +540,9 @@ impl<'s> ArchiveChecker<'s> {
             Ok(d) => d,
             Err(e) => {
                 self.report(&format!(
-                    "Archive metadata block {} is corrupted: {e}",
-                    entry.id.hex()
+                    "Archive metadata block {} is corrupted: {}",
+                    entry.id.hex(),
+                    object_error(&e)
                 ));
                 return Ok(ArchiveOutcome::Drop);
             }

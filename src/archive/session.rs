@@ -129,7 +129,7 @@ impl Session {
                 }
                 Err(e) => (
                     Manifest::new(&key),
-                    ManifestStatus::Corrupted(manifest_error(&e)),
+                    ManifestStatus::Corrupted(object_error(&e)),
                 ),
             },
         };
@@ -174,20 +174,19 @@ pub enum ManifestStatus {
     Corrupted(String),
 }
 
-/// borg's wording for a manifest that does not open: the bare cause of a failed decryption
-/// (the manifest has no chunk id to name).
-pub(crate) fn manifest_error(e: &ArchiveError) -> String {
-    let msg = match e {
-        ArchiveError::Crypto(crate::crypto::CryptoError::Integrity(m)) => m.clone(),
-        other => return other.to_string(),
+/// borg's wording for an object that does not open: a failed decryption is reported by its
+/// bare cause (borg's low-level "MAC Authentication failed"), everything else as it is.
+pub(crate) fn object_error(e: &ArchiveError) -> String {
+    let ArchiveError::Crypto(crate::crypto::CryptoError::Integrity(msg)) = e else {
+        return e.to_string();
     };
-    let msg = msg.strip_prefix("Chunk (unknown): ").unwrap_or(&msg);
-    match msg
-        .strip_prefix("Could not decrypt [")
-        .and_then(|m| m.strip_suffix(']'))
-    {
+    let inner = msg
+        .find("Could not decrypt [")
+        .map(|i| &msg[i + "Could not decrypt [".len()..])
+        .and_then(|m| m.strip_suffix(']'));
+    match inner {
         Some(inner) => inner.to_string(),
-        None => msg.to_string(),
+        None => e.to_string(),
     }
 }
 
