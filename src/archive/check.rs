@@ -1,23 +1,59 @@
-//! The archive part of `check`: every archive's metadata and TAM, every item, every referenced
-//! chunk present (and, with `verify_data`, every object decrypting to its id); orphaned
-//! objects. `repair` replaces missing file chunks by all-zero chunks of the same size
-//! (keeping `chunks_healthy` so a later create can heal them), drops archives whose
-//! metadata is unusable or unauthenticated, and deletes orphans.
+//! The archive part of `check`: the manifest (rebuilt from the archive objects found in the
+//! repository when it is missing or corrupted), every archive's metadata and TAM, every item,
+//! every referenced chunk present (and, with `verify_data`, every object decrypting to its id);
+//! orphaned objects. `repair` replaces missing file chunks by all-zero chunks of the same size
+//! (keeping `chunks_healthy` so a later create can heal them), drops archives whose metadata is
+//! missing, unusable or unauthenticated, deletes orphans and commits a new manifest.
 
 use std::collections::HashSet;
 
 use rayon::prelude::*;
 
 use super::item::{ChunkRef, Item};
-use super::itemstream::{ItemReader, ItemWriter};
-use super::manifest::{ArchiveEntry, Manifest};
-use super::meta::{open_object, ArchiveMeta, TamStatusKind};
-use super::session::Session;
+use super::itemstream::ItemWriter;
+use super::manifest::{ArchiveEntry, Manifest, ITEM_KEYS};
+use super::meta::{open_object, ArchiveMeta};
+use super::session::{object_error, ManifestStatus, Session};
 use super::Result;
 use crate::compress::Compression;
+use crate::crypto::tam::{self, TamStatus};
+use crate::crypto::CryptoError;
+use crate::msgpack::{DecodeError, Decoder, Value};
 use crate::repo::{IdMap, ObjectId, LIST_SCAN_LIMIT};
 
 const LOGGER: &str = "borg.archive";
+
+/// Keys every archive metadata dict has (borg's `REQUIRED_ARCHIVE_KEYS`).
+const REQUIRED_ARCHIVE_KEYS: &[&str] = &["version", "name", "items", "cmdline", "time"];
+/// Every key an archive metadata dict may have (borg's `ARCHIVE_KEYS`).
+const ARCHIVE_KEYS: &[&str] = &[
+    "version",
+    "name",
+    "items",
+    "cmdline",
+    "hostname",
+    "username",
+    "time",
+    "time_end",
+    "comment",
+    "chunker_params",
+    "recreate_cmdline",
+    "recreate_source_id",
+    "recreate_args",
+    "recreate_partial_chunks",
+    "size",
+    "csize",
+    "nfiles",
+    "size_parts",
+    "csize_parts",
+    "nfiles_parts",
+    "cwd",
+];
+/// Outcome of verifying one object: `Err((is_integrity_error, message))`.
+type Verified = std::result::Result<(), (bool, String)>;
+
+/// Keys every item has (borg's `REQUIRED_ITEM_KEYS`).
+const REQUIRED_ITEM_KEYS: &[&str] = &["path", "mtime"];
 
 pub struct CheckOptions {
     pub repair: bool,
@@ -28,26 +64,121 @@ pub struct CheckOptions {
 
 pub struct ArchiveChecker<'s> {
     s: &'s mut Session,
+    manifest_status: ManifestStatus,
+    repair: bool,
     pub error_found: bool,
     /// Every object id in the repository → references found.
     refs: IdMap<u32>,
-    /// Objects a repair replaced (old archive objects and item chunks): deleted without being
-    /// reported as orphans.
+    /// Objects that may have lost their last reference through this check (old archive
+    /// objects, item chunks, replacement chunks): deleted without being reported as orphans.
     superseded: HashSet<ObjectId>,
+    /// Stored size of each all-zero replacement chunk used so far.
+    zero_csize: IdMap<u32>,
 }
 
 fn err(msg: &str) {
     crate::log::error(LOGGER, msg);
 }
 
+/// The serialized msgpack string of each name (as borg writes dict keys).
+fn serialized_keys(names: &[&str]) -> Vec<Vec<u8>> {
+    names.iter().map(|n| Value::from(*n).to_bytes()).collect()
+}
+
+/// borg's `valid_msgpacked_dict`: `d` starts with a fixmap/map16 whose first key is one of
+/// `keys` (serialized).
+fn valid_msgpacked_dict(d: &[u8], keys: &[Vec<u8>]) -> bool {
+    let offs = match d.first() {
+        Some(b) if b & 0xf0 == 0x80 => 1,
+        Some(0xde) => 3,
+        _ => return false,
+    };
+    let Some(&k) = d.get(offs) else {
+        return false;
+    };
+    if k & 0xe0 != 0xa0 && !matches!(k, 0xd9..=0xdb) {
+        return false;
+    }
+    let rest = &d[offs..];
+    keys.iter().any(|p| rest.starts_with(p))
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn map_has_keys(v: &Value, keys: &[&str]) -> bool {
+    matches!(v, Value::Map(_)) && keys.iter().all(|k| v.get(k).is_some())
+}
+
+/// Why a decoded item-stream value is not an item (borg's `valid_item`), or `None`.
+fn invalid_item_reason(v: &Value) -> Option<String> {
+    let Value::Map(pairs) = v else {
+        return Some("not a dictionary".into());
+    };
+    let keys: Vec<String> = pairs
+        .iter()
+        .map(|(k, _)| String::from_utf8_lossy(k.as_bytes().unwrap_or(b"?")).into_owned())
+        .collect();
+    let missing: Vec<&str> = REQUIRED_ITEM_KEYS
+        .iter()
+        .copied()
+        .filter(|k| !keys.iter().any(|x| x == k))
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!("missing required keys: {}", missing.join(", ")));
+    }
+    let invalid: Vec<&str> = keys
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|k| *k != "acl" && !ITEM_KEYS.contains(k))
+        .collect();
+    if !invalid.is_empty() {
+        return Some(format!("invalid keys: {}", invalid.join(", ")));
+    }
+    None
+}
+
+/// Bytes at the end of a buffer that may still start an item once more data arrives (a map
+/// header and the longest item key).
+const RESYNC_TAIL: usize = 40;
+
+/// Where the item stream can be picked up again after a gap (borg's `RobustUnpacker` in resync
+/// mode): the first offset at which a complete, valid item dict decodes (`Ok(off)`), else the
+/// offset from which the data must be kept until more arrives (`Err(off)`: the first offset
+/// whose item was incomplete, or the tail too short to judge).
+fn resync_offset(buf: &[u8], item_keys: &[Vec<u8>]) -> std::result::Result<usize, usize> {
+    let mut keep = buf.len().saturating_sub(RESYNC_TAIL);
+    for off in 0..buf.len() {
+        if !valid_msgpacked_dict(&buf[off..], item_keys) {
+            continue;
+        }
+        let mut d = Decoder::new(&buf[off..]);
+        match d.next_value() {
+            Ok(Some(v)) if map_has_keys(&v, &["path"]) => return Ok(off),
+            Err(DecodeError::Incomplete) => keep = keep.min(off),
+            _ => {}
+        }
+    }
+    Err(keep)
+}
+
 impl<'s> ArchiveChecker<'s> {
-    pub fn new(s: &'s mut Session) -> Self {
+    pub fn new(s: &'s mut Session, manifest_status: ManifestStatus, repair: bool) -> Self {
         ArchiveChecker {
             s,
+            manifest_status,
+            repair,
             error_found: false,
             refs: IdMap::default(),
             superseded: HashSet::new(),
+            zero_csize: IdMap::default(),
         }
+    }
+
+    /// The session (with the loaded or rebuilt manifest once [`ArchiveChecker::start`] ran).
+    pub fn session(&self) -> &Session {
+        self.s
     }
 
     fn report(&mut self, msg: &str) {
@@ -70,8 +201,26 @@ impl<'s> ArchiveChecker<'s> {
         Ok(())
     }
 
-    /// Decrypts every object in parallel and checks it against its id.
-    fn verify_data(&mut self) -> Result<Vec<ObjectId>> {
+    /// Reads, decrypts and verifies one object (the manifest has no id to verify).
+    fn verify_one(&self, id: &ObjectId) -> Verified {
+        let env = self.s.repo.get(id).map_err(|e| (false, e.to_string()))?;
+        let r = if *id == ObjectId::MANIFEST {
+            self.s
+                .key
+                .open(None, &env)
+                .map(|_| ())
+                .map_err(|e| object_error(&e.into()))
+        } else {
+            open_object(&self.s.key, id, &env, None)
+                .map(|_| ())
+                .map_err(|e| object_error(&e))
+        };
+        r.map_err(|e| (true, e))
+    }
+
+    /// Decrypts every object in parallel and checks it against its id; with repair, objects
+    /// that fail twice are deleted (so the files using them get all-zero replacements).
+    fn verify_data(&mut self) -> Result<()> {
         crate::log::info(
             LOGGER,
             "Starting cryptographic data integrity verification...",
@@ -81,31 +230,25 @@ impl<'s> ArchiveChecker<'s> {
         let total = ids.len() as u64;
         let mut progress =
             crate::log::ProgressPercent::new(total, "Verifying data %6.2f%%", "check.verify_data");
-        let repo = &*self.s.repo;
-        let key = &self.s.key;
         let mut defects = Vec::new();
         let mut messages = Vec::new();
+        let mut errors = 0usize;
         let mut done = 0u64;
         for batch in ids.chunks(256) {
-            let results: Vec<(ObjectId, Option<String>)> = batch
+            let this = &*self;
+            let results: Vec<(ObjectId, Verified)> = batch
                 .par_iter()
-                .map(|id| {
-                    let r = repo.get(id).map_err(|e| e.to_string()).and_then(|env| {
-                        let check_id = (*id != ObjectId::MANIFEST).then_some(id);
-                        match check_id {
-                            Some(i) => open_object(key, i, &env, None)
-                                .map(|_| ())
-                                .map_err(|e| e.to_string()),
-                            None => key.open(None, &env).map(|_| ()).map_err(|e| e.to_string()),
-                        }
-                    });
-                    (*id, r.err())
-                })
+                .map(|id| (*id, this.verify_one(id)))
                 .collect();
-            for (id, e) in results {
-                if let Some(e) = e {
-                    messages.push(format!("chunk {}, integrity error: {e}", id.hex()));
-                    defects.push(id);
+            for (id, r) in results {
+                if let Err((integrity, e)) = r {
+                    errors += 1;
+                    if integrity {
+                        messages.push(format!("chunk {}, integrity error: {e}", id.hex()));
+                        defects.push(id);
+                    } else {
+                        messages.push(format!("chunk {}: {e}", id.hex()));
+                    }
                 }
             }
             done += batch.len() as u64;
@@ -116,13 +259,159 @@ impl<'s> ArchiveChecker<'s> {
             self.report(&m);
         }
         if !defects.is_empty() {
-            crate::log::info(LOGGER, &format!("Found {} defect chunks.", defects.len()));
+            if self.repair {
+                crate::log::warning(LOGGER, "Found defect chunks. They will be deleted now, so affected files can get repaired now and maybe healed later.");
+                for id in &defects {
+                    if self.verify_one(id).is_ok() {
+                        crate::log::warning(
+                            LOGGER,
+                            &format!("chunk {} not deleted, did not consistently fail.", id.hex()),
+                        );
+                        continue;
+                    }
+                    self.s.repo.delete(id)?;
+                    self.refs.remove(id);
+                    crate::log::debug(LOGGER, &format!("chunk {} deleted.", id.hex()));
+                }
+            } else {
+                crate::log::warning(LOGGER, "Found defect chunks. With --repair, they would get deleted, so affected files could get repaired then and maybe healed later.");
+                for id in &defects {
+                    crate::log::debug(LOGGER, &format!("chunk {} is defect.", id.hex()));
+                }
+            }
         }
+        let msg = format!("Finished cryptographic data integrity verification, verified {total} chunks with {errors} integrity errors.");
+        if errors > 0 {
+            err(&msg);
+        } else {
+            crate::log::info(LOGGER, &msg);
+        }
+        Ok(())
+    }
+
+    /// borg's `rebuild_manifest`: scans every object for archive metadata dicts and makes a
+    /// new manifest of them. Archives whose TAM does not verify (or is missing where it is
+    /// required) are left out; a name seen twice gets a `.1`, `.2`, ... suffix.
+    fn rebuild_manifest(&mut self) -> Result<()> {
         crate::log::info(
             LOGGER,
-            &format!("Finished cryptographic data integrity verification, verified {total} chunks with {} integrity errors.", defects.len()),
+            "Rebuilding missing manifest, this might take some time...",
         );
-        Ok(defects)
+        let mut manifest = Manifest::new(&self.s.key);
+        let archive_keys = serialized_keys(ARCHIVE_KEYS);
+        let mut ids: Vec<ObjectId> = self.refs.keys().copied().collect();
+        ids.sort_unstable();
+        let mut progress = crate::log::ProgressPercent::new(
+            ids.len() as u64,
+            "Rebuilding manifest %6.2f%%",
+            "check.rebuild_manifest",
+        );
+        for (n, id) in ids.iter().enumerate() {
+            progress.show(n as u64);
+            if *id == ObjectId::MANIFEST {
+                continue;
+            }
+            let data = match self
+                .s
+                .repo
+                .get(id)
+                .map_err(super::ArchiveError::from)
+                .and_then(|env| open_object(&self.s.key, id, &env, None))
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    self.report(&format!("Skipping corrupted chunk: {}", object_error(&e)));
+                    continue;
+                }
+            };
+            if !valid_msgpacked_dict(&data, &archive_keys)
+                || !contains(&data, b"cmdline")
+                || !contains(&data, b"\xa7version\x01")
+            {
+                continue;
+            }
+            let Ok(value) = crate::msgpack::decode(&data) else {
+                continue;
+            };
+            if !map_has_keys(&value, REQUIRED_ARCHIVE_KEYS) {
+                continue;
+            }
+            let name = value
+                .get("name")
+                .and_then(|v| v.as_bytes().ok())
+                .map(|b| b.to_vec())
+                .unwrap_or_else(|| b"<unknown>".to_vec());
+            let sname = String::from_utf8_lossy(&name).into_owned();
+            if let Some(problem) = self.archive_tam_problem(&data, &sname) {
+                self.report(&format!(
+                    "Archive TAM authentication issue for archive {sname}: {problem}"
+                ));
+                err(
+                    "This archive will *not* be added to the rebuilt manifest! It will be deleted.",
+                );
+                continue;
+            }
+            let time = value
+                .get("time")
+                .and_then(|v| v.as_str().ok())
+                .unwrap_or_default();
+            crate::log::info(LOGGER, &format!("Found archive {sname}"));
+            let mut key_name = name.clone();
+            if manifest.archives.contains_key(&key_name) {
+                let mut i = 1;
+                loop {
+                    let mut candidate = name.clone();
+                    candidate.extend_from_slice(format!(".{i}").as_bytes());
+                    if !manifest.archives.contains_key(&candidate) {
+                        key_name = candidate;
+                        break;
+                    }
+                    i += 1;
+                }
+                crate::log::warning(
+                    LOGGER,
+                    &format!(
+                        "Duplicate archive name {sname}, storing as {}",
+                        String::from_utf8_lossy(&key_name)
+                    ),
+                );
+            }
+            manifest
+                .archives
+                .insert(key_name, ArchiveEntry { id: *id, time });
+        }
+        progress.finish();
+        crate::log::info(LOGGER, "Manifest rebuild complete.");
+        if !self.repair {
+            crate::log::warning(
+                LOGGER,
+                "The rebuilt manifest will only be committed when using --repair!",
+            );
+        }
+        self.s.manifest = manifest;
+        Ok(())
+    }
+
+    /// borg 1.4's archive TAM verdict: an invalid TAM is always refused, a missing one where
+    /// the key requires TAMs. `None` if the archive is acceptable.
+    fn archive_tam_problem(&self, data: &[u8], name: &str) -> Option<String> {
+        let status = match tam::unpack_and_verify(&self.s.key, data, b"archive") {
+            Ok((_, s)) => s,
+            Err(e) => return Some(format!("Data integrity error: {e}")),
+        };
+        let required = self.s.key.tam_required;
+        match status {
+            TamStatus::Verified => None,
+            TamStatus::Missing if required => {
+                Some(CryptoError::ArchiveTamRequired(name.to_string()).to_string())
+            }
+            TamStatus::Missing => None,
+            TamStatus::UnsupportedSuite(s) if required => {
+                Some(CryptoError::TamUnsupportedSuite(format!("'{s}'")).to_string())
+            }
+            TamStatus::UnsupportedSuite(_) => None,
+            TamStatus::Invalid => Some(CryptoError::ArchiveTamInvalid.to_string()),
+        }
     }
 
     fn add_ref(&mut self, id: &ObjectId) -> bool {
@@ -135,13 +424,103 @@ impl<'s> ArchiveChecker<'s> {
         }
     }
 
+    fn mark_possibly_superseded(&mut self, id: &ObjectId) {
+        if self.refs.get(id).copied().unwrap_or(0) == 0 {
+            self.superseded.insert(*id);
+        }
+    }
+
+    /// borg's robust iterator: the items of an archive, skipping item chunks that are missing
+    /// or do not decrypt and picking the msgpack stream up again at the next valid item.
+    /// Returns the items and whether anything was lost.
+    fn robust_items(&mut self, ids: &[ObjectId]) -> Result<(Vec<Item>, bool)> {
+        let item_keys = serialized_keys(ITEM_KEYS);
+        let mut items = Vec::new();
+        let mut lost = false;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut resync = false;
+        for (i, id) in ids.iter().enumerate() {
+            let tag = format!("[chunk: {i:06}_{}]", id.hex());
+            if !self.refs.contains_key(id) {
+                self.report(&format!("item metadata chunk missing {tag}"));
+                lost = true;
+                buf.clear();
+                resync = true;
+                continue;
+            }
+            self.add_ref(id);
+            let data = match self
+                .s
+                .repo
+                .get(id)
+                .map_err(super::ArchiveError::from)
+                .and_then(|env| open_object(&self.s.key, id, &env, None))
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    self.report(&format!("{} {tag}", object_error(&e)));
+                    lost = true;
+                    buf.clear();
+                    resync = true;
+                    continue;
+                }
+            };
+            buf.extend_from_slice(&data);
+            let mut pos = 0;
+            loop {
+                if resync {
+                    match resync_offset(&buf[pos..], &item_keys) {
+                        Ok(off) => {
+                            pos += off;
+                            resync = false;
+                        }
+                        Err(keep) => {
+                            pos += keep;
+                            break;
+                        }
+                    }
+                }
+                let mut d = Decoder::new(&buf[pos..]);
+                match d.next_value() {
+                    Ok(Some(v)) => {
+                        pos += d.position();
+                        if let Some(reason) = invalid_item_reason(&v) {
+                            self.report(&format!("Did not get expected metadata dict when unpacking item metadata ({reason}) {tag}"));
+                            lost = true;
+                            continue;
+                        }
+                        match Item::from_value(v) {
+                            Ok(it) => items.push(it),
+                            Err(e) => {
+                                self.report(&format!("Did not get expected metadata dict when unpacking item metadata ({e}) {tag}"));
+                                lost = true;
+                            }
+                        }
+                    }
+                    Ok(None) | Err(DecodeError::Incomplete) => break,
+                    Err(_) => {
+                        // like borg: the rest of this chunk is dropped, the stream is picked
+                        // up again in the next one
+                        self.report(&format!("Unpacker crashed while unpacking item metadata, trying to resync... {tag}"));
+                        lost = true;
+                        resync = true;
+                        pos = buf.len();
+                        break;
+                    }
+                }
+            }
+            buf.drain(..pos.min(buf.len()));
+        }
+        if !buf.is_empty() && !resync {
+            // an item cut short at the end of the stream is dropped (borg does so silently)
+            lost = true;
+        }
+        Ok((items, lost))
+    }
+
     /// Checks one archive; returns a replacement item list when repair changed items.
-    fn check_archive(
-        &mut self,
-        name: &[u8],
-        entry: &ArchiveEntry,
-        repair: bool,
-    ) -> Result<ArchiveOutcome> {
+    fn check_archive(&mut self, name: &[u8], entry: &ArchiveEntry) -> Result<ArchiveOutcome> {
+        let repair = self.repair;
         let sname = String::from_utf8_lossy(name).into_owned();
         if !self.refs.contains_key(&entry.id) {
             self.report(&format!(
@@ -150,16 +529,35 @@ impl<'s> ArchiveChecker<'s> {
             ));
             return Ok(ArchiveOutcome::Drop);
         }
-        let data = match open_object(&self.s.key, &entry.id, &self.s.repo.get(&entry.id)?, None) {
+        self.mark_possibly_superseded(&entry.id);
+        let data = match self
+            .s
+            .repo
+            .get(&entry.id)
+            .map_err(super::ArchiveError::from)
+            .and_then(|env| open_object(&self.s.key, &entry.id, &env, None))
+        {
             Ok(d) => d,
             Err(e) => {
                 self.report(&format!(
-                    "Archive metadata block {} is corrupted: {e}",
-                    entry.id.hex()
+                    "Archive metadata block {} is corrupted: {}",
+                    entry.id.hex(),
+                    object_error(&e)
                 ));
                 return Ok(ArchiveOutcome::Drop);
             }
         };
+        if let Some(problem) = self.archive_tam_problem(&data, &sname) {
+            self.report(&format!(
+                "Archive TAM authentication issue for archive {sname}: {problem}"
+            ));
+            err(if repair {
+                "This archive will be *removed* from the manifest! It will be deleted."
+            } else {
+                "This archive would be *removed* / *deleted* when using --repair!"
+            });
+            return Ok(ArchiveOutcome::Drop);
+        }
         let meta = match ArchiveMeta::unpack(&self.s.key, &data) {
             Ok(m) => m,
             Err(e) => {
@@ -170,195 +568,245 @@ impl<'s> ArchiveChecker<'s> {
                 return Ok(ArchiveOutcome::Drop);
             }
         };
-        if self.s.key.tam_required {
-            match meta.tam {
-                Some(TamStatusKind::Verified) => {}
-                Some(TamStatusKind::Missing) => {
-                    self.report(&format!("Archive {sname} is unauthenticated, but it is required for this repository."));
-                    return Ok(ArchiveOutcome::Drop);
-                }
-                _ => {
-                    self.report(&format!("Archive TAM authentication issue for archive {sname}: Archive authentication did not verify"));
-                    return Ok(ArchiveOutcome::Drop);
-                }
-            }
-        }
         self.add_ref(&entry.id);
-        let mut changed = false;
-        let mut items = Vec::new();
-        // item metadata chunks: skip missing ones (their items are lost)
-        let mut present = Vec::new();
-        for (i, id) in meta.items.iter().enumerate() {
-            if self.add_ref(id) {
-                present.push(*id);
-            } else {
-                self.report(&format!(
-                    "{sname}: item metadata chunk missing [chunk: {i:06}_{}]",
-                    id.hex()
-                ));
-                changed = true;
+        let (items_in, mut changed) = self.robust_items(&meta.items)?;
+        if changed {
+            for id in &meta.items {
+                self.mark_possibly_superseded(id);
             }
         }
-        let zero_cache: std::cell::RefCell<IdMap<u32>> = Default::default();
-        let all: Vec<Result<Item>> =
-            ItemReader::new(&*self.s.repo, &self.s.key, &present).collect();
-        for item in all {
-            let mut item: Item = match item {
-                Ok(i) => i,
-                Err(e) => {
-                    self.report(&format!("{sname}: {e}"));
-                    changed = true;
-                    break;
-                }
-            };
-            if let Some(chunks) = item.chunks.clone() {
-                let healthy = item
-                    .chunks_healthy
-                    .clone()
-                    .unwrap_or_else(|| chunks.clone());
-                let mut new_list = Vec::with_capacity(chunks.len());
-                let mut offset = 0u64;
-                let mut replaced = false;
-                for (cur, good) in chunks.iter().zip(healthy.iter()) {
-                    if self.add_ref(&good.id) {
-                        new_list.push(*good);
-                        if cur != good {
-                            crate::log::info(
-                                LOGGER,
-                                &format!("{sname}: {}: Healed previously missing file chunk! (Byte {offset}-{}, Chunk {})", item.path_str(), offset + good.size as u64, good.id.hex()),
-                            );
-                            changed = true;
-                        }
-                    } else if cur == good {
-                        let msg = if repair {
-                            "Replacing with all-zero chunk."
-                        } else {
-                            "Would replace it with all-zero chunk with --repair."
-                        };
-                        self.report(&format!(
-                            "{sname}: {}: New missing file chunk detected (Byte {offset}-{}, Chunk {}). {msg}",
-                            item.path_str(),
-                            offset + good.size as u64,
-                            good.id.hex()
-                        ));
-                        replaced = true;
-                        if repair {
-                            new_list.push(self.zero_chunk(good.size, &zero_cache)?);
-                        } else {
-                            new_list.push(*good);
-                        }
-                    } else {
-                        // still missing, keep the existing all-zero replacement
-                        self.add_ref(&cur.id);
-                        new_list.push(*cur);
-                    }
-                    offset += good.size as u64;
-                }
-                if replaced && repair {
-                    if item.chunks_healthy.is_none() {
-                        item.chunks_healthy = Some(chunks.clone());
-                    }
-                    changed = true;
-                }
-                if item.chunks_healthy.as_ref() == Some(&new_list) {
-                    item.chunks_healthy = None;
-                    changed = true;
-                }
-                item.chunks = Some(new_list);
+        let mut items = Vec::with_capacity(items_in.len());
+        for mut item in items_in {
+            if item.chunks.is_some() && self.verify_file_chunks(&sname, &mut item)? {
+                changed = true;
             }
             items.push(item);
         }
-        if changed && repair {
+        if repair && changed {
             Ok(ArchiveOutcome::Rewrite(Box::new(meta), items))
         } else {
             Ok(ArchiveOutcome::Keep)
         }
     }
 
-    /// An all-zero replacement chunk of `size` bytes (stored once per size).
-    fn zero_chunk(
-        &mut self,
-        size: u32,
-        cache: &std::cell::RefCell<IdMap<u32>>,
-    ) -> Result<ChunkRef> {
-        let data = vec![0u8; size as usize];
-        let id = self.s.key.id_hash(&data);
-        let _ = cache;
-        if !self.refs.contains_key(&id) {
-            let payload = Compression::Lz4.compress(&data);
-            let env = self.s.key.seal(&*self.s.repo, &payload)?;
-            self.s.repo.put(&id, &env)?;
-            self.refs.insert(id, 0);
+    /// borg's `verify_file_chunks`: every chunk of a file present; missing ones replaced by
+    /// all-zero chunks (remembering the healthy list), reappeared ones healed. Returns
+    /// whether the item changed.
+    fn verify_file_chunks(&mut self, sname: &str, item: &mut Item) -> Result<bool> {
+        let repair = self.repair;
+        let path = item.path_str();
+        let chunks = item.chunks.clone().unwrap_or_default();
+        let mut changed = false;
+        let mut has_healthy = item.chunks_healthy.is_some();
+        if has_healthy && item.chunks_healthy.as_ref().map(|h| h.len()) != Some(chunks.len()) {
+            let msg = if repair {
+                "Invalid chunks_healthy metadata removed!"
+            } else {
+                "Invalid chunks_healthy metadata would be removed with --repair!"
+            };
+            crate::log::warning(LOGGER, &format!("{sname}: {path}: {msg}"));
+            item.chunks_healthy = None;
+            has_healthy = false;
+            changed = true;
         }
-        self.add_ref(&id);
-        let env_len = self.s.repo.get(&id)?.len() as u32;
-        Ok(ChunkRef {
-            id,
-            size,
-            csize: env_len,
-        })
+        let healthy = item
+            .chunks_healthy
+            .clone()
+            .unwrap_or_else(|| chunks.clone());
+        let mut new_list = Vec::with_capacity(chunks.len());
+        let mut offset = 0u64;
+        let mut replaced = false;
+        for (cur, good) in chunks.iter().zip(healthy.iter()) {
+            let end = offset + good.size as u64;
+            let chunk = good.id.hex();
+            if !self.refs.contains_key(&good.id) {
+                if cur == good {
+                    let msg = if repair {
+                        "Replacing with all-zero chunk."
+                    } else {
+                        "Would replace it with all-zero chunk with --repair."
+                    };
+                    self.report(&format!(
+                        "{sname}: {path}: New missing file chunk detected (Byte {offset}-{end}, Chunk {chunk}). {msg}"
+                    ));
+                    replaced = true;
+                    new_list.push(self.zero_chunk(good.size)?);
+                } else {
+                    crate::log::info(
+                        LOGGER,
+                        &format!("{sname}: {path}: Previously missing file chunk is still missing (Byte {offset}-{end}, Chunk {chunk}). It has an all-zero replacement chunk already."),
+                    );
+                    if self.add_ref(&cur.id) {
+                        new_list.push(*cur);
+                    } else {
+                        let msg = if repair {
+                            "Generating new replacement chunk."
+                        } else {
+                            "Would generate new replacement chunk with --repair."
+                        };
+                        crate::log::warning(
+                            LOGGER,
+                            &format!("{sname}: {path}: Missing all-zero replacement chunk detected (Byte {offset}-{end}, Chunk {}). {msg}", cur.id.hex()),
+                        );
+                        self.error_found = true;
+                        replaced = true;
+                        new_list.push(self.zero_chunk(good.size)?);
+                    }
+                }
+            } else if cur == good {
+                self.add_ref(&good.id);
+                new_list.push(*good);
+            } else {
+                let msg = if repair {
+                    "Healed previously missing file chunk!"
+                } else {
+                    "Missing file chunk would be healed with --repair!"
+                };
+                crate::log::info(
+                    LOGGER,
+                    &format!("{sname}: {path}: {msg} (Byte {offset}-{end}, Chunk {chunk})"),
+                );
+                self.add_ref(&good.id);
+                new_list.push(*good);
+                self.mark_possibly_superseded(&cur.id);
+                changed = true;
+            }
+            offset = end;
+        }
+        if replaced {
+            changed = true;
+            if !has_healthy {
+                item.chunks_healthy = Some(chunks.clone());
+            }
+        }
+        if has_healthy && item.chunks_healthy.as_ref() == Some(&new_list) {
+            let msg = if repair {
+                "Completely healed previously damaged file!"
+            } else {
+                "Would completely heal damaged file with --repair!"
+            };
+            crate::log::info(LOGGER, &format!("{sname}: {path}: {msg}"));
+            item.chunks_healthy = None;
+            changed = true;
+        }
+        if let Some(size) = item.size {
+            let from_chunks: u64 = new_list.iter().map(|c| c.size as u64).sum();
+            if size != from_chunks {
+                crate::log::warning(
+                    LOGGER,
+                    &format!("{sname}: {path}: size inconsistency detected: size {size}, chunks size {from_chunks}"),
+                );
+            }
+        }
+        item.chunks = Some(new_list);
+        Ok(changed)
     }
 
-    /// Runs the archive checks; `Ok(true)` if no problem was found (or all were repaired).
-    pub fn check(&mut self, opts: &CheckOptions) -> Result<bool> {
+    /// An all-zero replacement chunk of `size` bytes (stored once per size; only with repair).
+    fn zero_chunk(&mut self, size: u32) -> Result<ChunkRef> {
+        let data = vec![0u8; size as usize];
+        let id = self.s.key.id_hash(&data);
+        if let Some(&csize) = self.zero_csize.get(&id) {
+            self.add_ref(&id);
+            return Ok(ChunkRef { id, size, csize });
+        }
+        let payload = Compression::Lz4.compress(&data);
+        let csize = if self.add_ref(&id) {
+            match self.s.repo.get(&id) {
+                Ok(env) => env.len() as u32,
+                Err(_) => (payload.len() + 41) as u32,
+            }
+        } else if self.repair {
+            let env = self.s.key.seal(&*self.s.repo, &payload)?;
+            self.s.repo.put(&id, &env)?;
+            self.refs.insert(id, 1);
+            env.len() as u32
+        } else {
+            // dry run: account for it as if it had been stored
+            self.refs.insert(id, 1);
+            self.superseded.insert(id);
+            (payload.len() + 41) as u32
+        };
+        self.zero_csize.insert(id, csize);
+        Ok(ChunkRef { id, size, csize })
+    }
+
+    /// Loads or rebuilds the manifest after listing every object (and verifying each with
+    /// `verify_data`). `Ok(false)` if the repository holds no data at all.
+    pub fn start(&mut self, verify_data: bool) -> Result<bool> {
         crate::log::info(LOGGER, "Starting archive consistency check...");
         self.init_chunks()?;
         if self.refs.is_empty() {
             err("Repository contains no apparent data at all, cannot continue check/repair.");
             return Ok(false);
         }
-        if opts.verify_data {
-            let defects = self.verify_data()?;
-            if opts.repair && !defects.is_empty() {
-                crate::log::warning(LOGGER, "Found defect chunks. They will be deleted now, so affected files can get repaired now and maybe healed later.");
-                for id in &defects {
-                    if *id != ObjectId::MANIFEST {
-                        self.s.repo.delete(id)?;
-                        self.refs.remove(id);
-                    }
-                }
-            }
+        if verify_data {
+            self.verify_data()?;
+        }
+        if !self.refs.contains_key(&ObjectId::MANIFEST) {
+            self.report("Repository manifest not found!");
+            self.rebuild_manifest()?;
+        } else if let ManifestStatus::Corrupted(msg) = self.manifest_status.clone() {
+            self.report(&format!("Repository manifest is corrupted: {msg}"));
+            self.refs.remove(&ObjectId::MANIFEST);
+            self.rebuild_manifest()?;
         }
         self.refs.remove(&ObjectId::MANIFEST);
-        let all_checked = opts.archives.is_none();
-        let names: Vec<Vec<u8>> = match &opts.archives {
-            Some(n) => n.clone(),
-            None => self.s.manifest.archives.keys().cloned().collect(),
+        Ok(true)
+    }
+
+    /// Checks the archives named (all if `None`; in borg's default timestamp order), then
+    /// orphans, and with repair writes the manifest and commits. `Ok(true)` if no problem was
+    /// found (or all were repaired).
+    pub fn check_archives(&mut self, archives: Option<Vec<Vec<u8>>>) -> Result<bool> {
+        let all_checked = archives.is_none();
+        let names: Vec<Vec<u8>> = match archives {
+            Some(n) => n,
+            None => {
+                let mut v: Vec<(&Vec<u8>, &ArchiveEntry)> =
+                    self.s.manifest.archives.iter().collect();
+                v.sort_by(|a, b| a.1.ts().cmp(&b.1.ts()).then_with(|| a.0.cmp(b.0)));
+                v.into_iter().map(|(n, _)| n.clone()).collect()
+            }
         };
         let total = names.len();
-        let mut dirty = false;
+        let mut progress = crate::log::ProgressPercent::new(
+            total as u64,
+            "Checking archives %3.1f%%",
+            "check.rebuild_refcounts",
+        );
         for (i, name) in names.iter().enumerate() {
+            progress.show(i as u64);
+            let sname = String::from_utf8_lossy(name).into_owned();
             let Some(entry) = self.s.manifest.archives.get(name).cloned() else {
+                self.report(&format!("Archive '{sname}' not found."));
                 continue;
             };
             crate::log::info(
                 LOGGER,
-                &format!(
-                    "Analyzing archive {} ({}/{total})",
-                    String::from_utf8_lossy(name),
-                    i + 1
-                ),
+                &format!("Analyzing archive {sname} ({}/{total})", i + 1),
             );
-            match self.check_archive(name, &entry, opts.repair)? {
+            match self.check_archive(name, &entry)? {
                 ArchiveOutcome::Keep => {}
                 ArchiveOutcome::Drop => {
-                    if opts.repair {
-                        self.s.manifest.archives.remove(name);
-                        dirty = true;
-                    }
+                    self.s.manifest.archives.remove(name);
                 }
                 ArchiveOutcome::Rewrite(meta, items) => {
-                    for old in meta.items.iter().chain(std::iter::once(&entry.id)) {
+                    if let Some(n) = self.refs.get_mut(&entry.id) {
+                        *n = n.saturating_sub(1);
+                    }
+                    for old in &meta.items {
                         if let Some(n) = self.refs.get_mut(old) {
                             *n = n.saturating_sub(1);
-                            self.superseded.insert(*old);
                         }
+                        self.mark_possibly_superseded(old);
                     }
+                    self.mark_possibly_superseded(&entry.id);
                     self.rewrite_archive(name, *meta, &items)?;
-                    dirty = true;
                 }
             }
         }
+        progress.finish();
         if all_checked {
             let unused: Vec<ObjectId> = self
                 .refs
@@ -373,14 +821,28 @@ impl<'s> ArchiveChecker<'s> {
             if orphans > 0 {
                 self.report(&format!("{orphans} orphaned objects found!"));
             }
-            if opts.repair && !unused.is_empty() {
+            if self.repair && !unused.is_empty() {
+                crate::log::info(
+                    LOGGER,
+                    &format!(
+                        "Deleting {orphans} orphaned and {} superseded objects...",
+                        self.superseded.len()
+                    ),
+                );
                 for id in unused {
                     self.s.repo.delete(&id)?;
                 }
-                dirty = true;
+                crate::log::info(LOGGER, "Finished deleting orphaned/superseded objects.");
             }
+        } else {
+            crate::log::info(
+                LOGGER,
+                "Orphaned objects check skipped (needs all archives checked).",
+            );
         }
-        if opts.repair && (dirty || self.error_found) {
+        if self.repair {
+            crate::log::info(LOGGER, "Writing Manifest.");
+            crate::log::info(LOGGER, "Committing repo.");
             self.s.commit_manifest(&Compression::Lz4)?;
         }
         if self.error_found {
@@ -391,7 +853,16 @@ impl<'s> ArchiveChecker<'s> {
                 "Archive consistency check complete, no problems found.",
             );
         }
-        Ok(opts.repair || !self.error_found)
+        Ok(self.repair || !self.error_found)
+    }
+
+    /// Runs all archive checks; `Ok(true)` if no problem was found (or all were repaired).
+    pub fn check(&mut self, opts: &CheckOptions) -> Result<bool> {
+        self.repair = opts.repair;
+        if !self.start(opts.verify_data)? {
+            return Ok(false);
+        }
+        self.check_archives(opts.archives.clone())
     }
 
     fn rewrite_archive(
@@ -421,8 +892,16 @@ impl<'s> ArchiveChecker<'s> {
         }
         w.flush(true, &mut store)?;
         meta.items = w.chunks.clone();
-        let (id, _, _) = meta.save(repo, key, &comp)?;
-        self.refs.insert(id, 1);
+        let packed = meta.pack(key);
+        let id = key.id_hash(&packed);
+        match self.refs.get_mut(&id) {
+            Some(n) => *n += 1,
+            None => {
+                let env = key.seal(repo, &comp.compress(&packed))?;
+                repo.put(&id, &env)?;
+                self.refs.insert(id, 1);
+            }
+        }
         let time = meta.time.clone();
         self.s
             .manifest

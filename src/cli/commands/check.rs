@@ -2,8 +2,8 @@
 
 use clap::Args;
 
-use crate::archive::check::{ArchiveChecker, CheckOptions};
-use crate::archive::manifest::Operation;
+use crate::archive::check::ArchiveChecker;
+use crate::archive::session::{CheckOpen, Session};
 use crate::cli::common::{location, ArchiveFilterOpts, Ctx, Want};
 use crate::cli::exit::{self, CancelledByUser, CommandError};
 use crate::prompt::{self, Question};
@@ -64,30 +64,43 @@ pub fn run(a: &CheckArgs, ctx: &Ctx) -> anyhow::Result<()> {
     }
     let loc = location(a.location.as_deref(), Want::Either, "REPOSITORY_OR_ARCHIVE")?;
     let repo = ctx.repository(&loc, true)?;
-    let mut ok = true;
+    // like borg: a failed repository check ends the command (the archive check would run on
+    // an index that does not match the segments)
     if !a.archives_only && !repo.check(a.repair, a.max_duration)? {
-        ok = false;
+        exit::set_ec(exit::EXIT_WARNING);
+        return Ok(());
     }
+    let mut ok = true;
     if !a.repo_only {
-        let mut session = crate::archive::session::Session::from_repo(
-            repo,
-            &loc.without_archive(),
-            Operation::Check,
-        )?;
-        let archives = if let Some(name) = &loc.archive {
-            Some(vec![name.as_bytes().to_vec()])
-        } else if a.filters.any() {
-            let rows = crate::cli::commands::list::filtered_archives(&session, &a.filters, true)?;
-            Some(rows.into_iter().map(|r| r.name).collect())
-        } else {
-            None
+        let (mut session, status) = match Session::for_check(repo, &loc.without_archive())? {
+            CheckOpen::Ready(s, status) => (s, status),
+            CheckOpen::Empty => {
+                crate::log::error(
+                    "borg.archive",
+                    "Repository contains no apparent data at all, cannot continue check/repair.",
+                );
+                exit::set_ec(exit::EXIT_WARNING);
+                return Ok(());
+            }
         };
-        let mut checker = ArchiveChecker::new(&mut session);
-        if !checker.check(&CheckOptions {
-            repair: a.repair,
-            verify_data: a.verify_data,
-            archives,
-        })? {
+        let mut checker = ArchiveChecker::new(&mut session, status, a.repair);
+        if checker.start(a.verify_data)? {
+            let archives = if let Some(name) = &loc.archive {
+                Some(vec![name.as_bytes().to_vec()])
+            } else if a.filters.any() {
+                let rows = crate::cli::commands::list::filtered_archives(
+                    checker.session(),
+                    &a.filters,
+                    true,
+                )?;
+                Some(rows.into_iter().map(|r| r.name).collect())
+            } else {
+                None
+            };
+            if !checker.check_archives(archives)? {
+                ok = false;
+            }
+        } else {
             ok = false;
         }
     }

@@ -253,7 +253,7 @@ impl SegmentIo {
         }
         self.next_segment = tid.map_or(0, |t| t + 1);
         if count > 0 {
-            crate::log::info(
+            crate::log::debug(
                 "borg.repository",
                 &format!("Cleaned up {count} uncommitted segment files (== everything after segment {}).",
                     tid.map_or(-1, |t| t as i64)),
@@ -481,6 +481,10 @@ impl SegmentIo {
     pub fn recover_segment(&mut self, segment: u32) -> Result<()> {
         self.read_fds.remove(&segment);
         let p = self.segment_filename(segment);
+        crate::log::info(
+            "borg.repository",
+            &format!("attempting to recover {}", p.display()),
+        );
         let data = fs::read(&p).map_err(|e| RepoError::io(&p, e))?;
         let mut out = MAGIC.to_vec();
         if data.len() < MAGIC.len() + HEADER_SIZE {
@@ -542,8 +546,13 @@ impl SegmentReader {
         let size = u32::from_le_bytes(header[4..8].try_into().expect("4"));
         let tag = header[8];
         if (size as usize) < PUT_HEADER_SIZE || size as usize > MAX_OBJECT_SIZE {
+            let what = if size as usize > MAX_OBJECT_SIZE {
+                "too big"
+            } else {
+                "too small"
+            };
             return Err(integrity(format!(
-                "Invalid segment entry size {size} - too big/small [segment {seg}, offset {offset}]"
+                "Invalid segment entry size {size} - {what} [segment {seg}, offset {offset}]"
             )));
         }
         if tag != TAG_PUT {
@@ -663,8 +672,13 @@ impl SegmentIter {
         let size = u32::from_le_bytes(header[4..8].try_into().expect("4"));
         let tag = header[8];
         if (size as usize) < HEADER_SIZE || size as usize > MAX_OBJECT_SIZE {
+            let what = if size as usize > MAX_OBJECT_SIZE {
+                "too big"
+            } else {
+                "too small"
+            };
             return Err(integrity(format!(
-                "Invalid segment entry size {size} - too big/small [segment {seg}, offset {off}]"
+                "Invalid segment entry size {size} - {what} [segment {seg}, offset {off}]"
             )));
         }
         let body_len = size as usize - HEADER_SIZE;
