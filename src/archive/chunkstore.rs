@@ -154,13 +154,13 @@ impl<'a> ChunkStore<'a> {
         // (no per-chunk allocations; the bytes stay in cache from compression to the put).
         let result = ENVELOPE.with(|buf| {
             let mut buf = buf.borrow_mut();
-            buf.clear();
-            buf.resize(self.key.envelope_header_len(), 0);
-            self.compression.compress_into(data, &mut buf);
-            self.key.seal_in_place(self.repo, &mut buf)?;
-            self.repo.put(&id, &buf)?;
-            let csize = buf.len() as u32;
-            if buf.capacity() > KEEP_BUFFER {
+            let head = self.key.envelope_header_len();
+            let n = self.compression.compress_reusing(data, &mut buf, head);
+            let env = &mut buf[..head + n];
+            self.key.seal_in_place(self.repo, env)?;
+            self.repo.put(&id, env)?;
+            let csize = env.len() as u32;
+            if buf.len() > KEEP_BUFFER {
                 *buf = Vec::new();
             }
             Ok(csize)

@@ -462,6 +462,33 @@ impl Compression {
         self.compress_with(data, out, &mut os_random_f64);
     }
 
+    /// Compresses `data` into `buf[start..]` and returns the payload length. `buf` is a reused
+    /// buffer whose initialised length is kept as a high-water mark (it is *not* the payload
+    /// end): lz4 and none then cost no allocation and no zero fill of the worst-case size.
+    pub fn compress_reusing(&self, data: &[u8], buf: &mut Vec<u8>, start: usize) -> usize {
+        if matches!(self, Compression::Lz4 | Compression::None) {
+            let bound = lz4_flex::block::get_maximum_output_size(data.len()).max(data.len());
+            if buf.len() < start + 2 + bound {
+                buf.resize(start + 2 + bound, 0);
+            }
+            if let Compression::Lz4 = self {
+                let out = &mut buf[start + 2..start + 2 + bound];
+                if let Ok(n) = lz4_flex::block::compress_into(data, out) {
+                    if n < data.len() {
+                        buf[start..start + 2].copy_from_slice(&HDR_LZ4);
+                        return 2 + n;
+                    }
+                }
+            }
+            buf[start..start + 2].copy_from_slice(&HDR_NONE);
+            buf[start + 2..start + 2 + data.len()].copy_from_slice(data);
+            return 2 + data.len();
+        }
+        buf.resize(start, 0);
+        self.compress_into(data, buf);
+        buf.len() - start
+    }
+
     /// A capacity that usually avoids reallocation while compressing `len` bytes.
     fn max_payload_hint(&self, len: usize) -> usize {
         match self {
