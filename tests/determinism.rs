@@ -27,10 +27,13 @@ fn one_and_two_threads_write_identical_archives() {
     }
     std::fs::write(src.join("big.bin"), &big).unwrap();
     std::fs::create_dir(src.join("many")).unwrap();
-    for i in 0..2500 {
+    // > 512 KiB of items (the item chunker's maximal chunk), so the stream spans chunks
+    for i in 0..5000 {
         std::fs::write(
-            src.join(format!("many/file-with-a-longish-name-{i:04}")),
-            &big[i * 997..i * 997 + 1000 + i * 17],
+            src.join(format!(
+                "many/file-with-a-rather-long-name-to-fill-the-item-stream-{i:04}"
+            )),
+            &big[i * 997..i * 997 + 1000 + (i % 2500) * 17],
         )
         .unwrap();
     }
@@ -63,7 +66,13 @@ fn one_and_two_threads_write_identical_archives() {
         ArchiveMeta::load(&*s.repo, &s.key, &id).unwrap()
     };
     let (one, two, again) = (load("one"), load("two"), load("again"));
-    assert!(one.items.len() > 1, "tree too small to span item chunks");
+    assert!(
+        one.items.len() > 1,
+        "tree too small to span item chunks: {} item chunks, {} files, {} bytes",
+        one.items.len(),
+        one.nfiles,
+        one.size
+    );
     assert_eq!(
         one.items, two.items,
         "item streams differ between 1 and 2 threads"
@@ -76,7 +85,7 @@ fn one_and_two_threads_write_identical_archives() {
             .collect()
     };
     let ids = chunk_ids(&one);
-    assert!(ids.len() > 2500, "only {} chunks", ids.len());
+    assert!(ids.len() > 5000, "only {} chunks", ids.len());
     assert_eq!(ids, chunk_ids(&two));
     assert_eq!((one.nfiles, one.size), (two.nfiles, two.size));
 }

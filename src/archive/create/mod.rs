@@ -256,6 +256,13 @@ impl Builder<'_, '_> {
         )
     }
 
+    /// Is a checkpoint due? (Checkpoints are written with nothing in flight, so the commit
+    /// holds no chunk that no item references.)
+    fn checkpoint_due(&self) -> bool {
+        self.opts.checkpoint_interval > 0
+            && self.last_checkpoint.elapsed().as_secs() >= self.opts.checkpoint_interval
+    }
+
     /// Writes `<name>.checkpoint` with the items so far, commits, then forgets it in memory
     /// (the next checkpoint or the final archive replaces it in the manifest).
     fn checkpoint(&mut self) -> Result<()> {
@@ -348,18 +355,29 @@ pub fn create(
             let mut pipe = Pipeline {
                 queue: VecDeque::new(),
                 done: done.clone(),
+                batch: Vec::new(),
+                batch_bytes: 0,
             };
             let shared = &shared;
             let mut sink = |jobs: &mut Vec<Job>| -> Result<()> {
                 for job in jobs.drain(..) {
                     pipe.submit(scope, shared, job);
                     pipe.emit_ready(&mut b, reporter)?;
-                    pipe.maybe_checkpoint(&mut b, reporter)?;
-                    while pipe.queue.len() >= MAX_IN_FLIGHT {
-                        pipe.wait_front();
-                        pipe.emit_ready(&mut b, reporter)?;
+                    if b.checkpoint_due() {
+                        pipe.flush(scope, shared);
+                        pipe.drain(&mut b, reporter)?;
+                        b.checkpoint()?;
+                    }
+                    if pipe.queue.len() >= MAX_IN_FLIGHT {
+                        pipe.flush(scope, shared);
+                        while pipe.queue.len() >= MAX_IN_FLIGHT {
+                            pipe.wait_front();
+                            pipe.emit_ready(&mut b, reporter)?;
+                        }
                     }
                 }
+                // the walker goes on reading directories: keep the workers fed meanwhile
+                pipe.flush(scope, shared);
                 Ok(())
             };
             let mut walker = walk::Walker::new(opts, matcher, &mut sink);
@@ -372,11 +390,8 @@ pub fn create(
                 }
             }
             drop(walker);
-            while !pipe.queue.is_empty() {
-                pipe.wait_front();
-                pipe.emit_ready(&mut b, reporter)?;
-            }
-            Ok(())
+            pipe.flush(scope, shared);
+            pipe.drain(&mut b, reporter)
         })?;
         Ok(())
     })();
@@ -412,11 +427,23 @@ pub fn create(
     }))
 }
 
-/// Completion signal of the worker tasks.
+/// Completion signal of the worker tasks. Workers only take the lock and wake the walker when
+/// it is actually waiting, so a job's completion normally costs no syscall.
 #[derive(Default)]
 struct Done {
     lock: Mutex<()>,
     cv: Condvar,
+    waiting: AtomicBool,
+}
+
+impl Done {
+    fn finished(&self, slot: &Slot) {
+        slot.ready.store(true, Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) {
+            let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.cv.notify_all();
+        }
+    }
 }
 
 /// One submitted job; `job` is set (and `ready` raised) when its worker finished.
@@ -426,10 +453,17 @@ struct Slot {
     error: Mutex<Option<ArchiveError>>,
 }
 
+/// Consecutive small jobs go to one worker task together (fewer task hand-offs and wakeups);
+/// a batch closes at this many jobs or file bytes.
+const BATCH_JOBS: usize = 32;
+const BATCH_BYTES: u64 = 4 << 20;
+
 /// The ordered in-flight queue between the walker and the emitter.
 struct Pipeline {
     queue: VecDeque<Arc<Slot>>,
     done: Arc<Done>,
+    batch: Vec<(Job, Arc<Slot>)>,
+    batch_bytes: u64,
 }
 
 impl Pipeline {
@@ -452,26 +486,47 @@ impl Pipeline {
             error: Mutex::new(None),
         });
         self.queue.push_back(slot.clone());
+        let size = match job.kind {
+            JobKind::File { size, .. } => size,
+            _ => 0,
+        };
+        self.batch.push((job, slot));
+        self.batch_bytes += size;
+        if self.batch.len() >= BATCH_JOBS || self.batch_bytes >= BATCH_BYTES {
+            self.flush(scope, shared);
+        }
+    }
+
+    /// Hands the collected batch to a worker.
+    fn flush<'s>(&mut self, scope: &rayon::Scope<'s>, shared: &'s Shared<'s>) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
         let done = self.done.clone();
         scope.spawn(move |_| {
-            let mut job = job;
-            if let Err(e) = file::process_job(shared, &mut job) {
-                *slot.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+            for (mut job, slot) in batch {
+                if let Err(e) = file::process_job(shared, &mut job) {
+                    *slot.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                }
+                *slot.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
+                done.finished(&slot);
             }
-            *slot.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
-            let _g = done.lock.lock().unwrap_or_else(|e| e.into_inner());
-            slot.ready.store(true, Ordering::Release);
-            done.cv.notify_all();
         });
     }
 
-    /// Blocks until the oldest job is finished.
+    /// Blocks until the oldest job is finished (its batch must have been handed out).
     fn wait_front(&self) {
         let Some(front) = self.queue.front() else {
             return;
         };
         let mut g = self.done.lock.lock().unwrap_or_else(|e| e.into_inner());
-        while !front.ready.load(Ordering::Acquire) {
+        loop {
+            self.done.waiting.store(true, Ordering::SeqCst);
+            if front.ready.load(Ordering::SeqCst) {
+                break;
+            }
             g = self
                 .done
                 .cv
@@ -479,21 +534,16 @@ impl Pipeline {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
+        self.done.waiting.store(false, Ordering::SeqCst);
     }
 
-    /// Writes a checkpoint when one is due. All jobs in flight are finished first, so the
-    /// checkpoint commit holds no chunk that no item references.
-    fn maybe_checkpoint(&mut self, b: &mut Builder, reporter: &dyn Reporter) -> Result<()> {
-        if b.opts.checkpoint_interval == 0
-            || b.last_checkpoint.elapsed().as_secs() < b.opts.checkpoint_interval
-        {
-            return Ok(());
-        }
+    /// Waits for and emits every job in flight (all batches must have been handed out).
+    fn drain(&mut self, b: &mut Builder, reporter: &dyn Reporter) -> Result<()> {
         while !self.queue.is_empty() {
             self.wait_front();
             self.emit_ready(b, reporter)?;
         }
-        b.checkpoint()
+        Ok(())
     }
 
     /// Emits finished jobs from the front, in order.
