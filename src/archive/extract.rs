@@ -635,7 +635,7 @@ impl<'a> Extractor<'a> {
 
     fn times(item: &Item) -> [libc::timespec; 2] {
         let ts = |ns: i128| libc::timespec {
-            tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t,
+            tv_sec: ns.div_euclid(1_000_000_000) as _,
             tv_nsec: ns.rem_euclid(1_000_000_000) as libc::c_long,
         };
         [ts(item.atime.unwrap_or(item.mtime)), ts(item.mtime)]

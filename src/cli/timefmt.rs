@@ -76,13 +76,16 @@ extern "C" {
 
 #[allow(clippy::useless_conversion)] // time_t is not i64 everywhere
 fn libc_zone_name(unix: i64) -> Option<String> {
-    let t: libc::time_t = unix.try_into().ok()?;
+    // (time_t is named through timespec: musl's libc crate deprecates the alias)
+    // SAFETY: timespec is plain data, all-zero is valid.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    ts.tv_sec = unix.try_into().ok()?;
     // SAFETY: tzset has no preconditions; localtime_r writes only into `tm`, which is a valid
     // zero-initialised struct; tm_zone (if non-null) points to a NUL-terminated static string.
     unsafe {
         tzset();
         let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&t, &mut tm).is_null() || tm.tm_zone.is_null() {
+        if libc::localtime_r(&ts.tv_sec, &mut tm).is_null() || tm.tm_zone.is_null() {
             return None;
         }
         let name = std::ffi::CStr::from_ptr(tm.tm_zone);
