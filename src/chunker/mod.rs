@@ -319,19 +319,20 @@ impl<'c, R: Read> ChunkReader<'c, R> {
     }
 }
 
-impl<'c, R: Read> Iterator for ChunkReader<'c, R> {
-    type Item = io::Result<Vec<u8>>;
-    fn next(&mut self) -> Option<io::Result<Vec<u8>>> {
+impl<'c, R: Read> ChunkReader<'c, R> {
+    /// The next chunk, borrowed from the reader's buffer (valid until the next call): lets a
+    /// caller that stores the chunk right away skip the copy the iterator makes.
+    pub fn next_chunk(&mut self) -> Option<io::Result<&[u8]>> {
         if self.failed {
             return None;
         }
         loop {
             let data = &self.buf[self.start..self.end];
             if let Some(n) = self.chunker.next_cut(data, self.offset, self.eof) {
-                let chunk = data[..n].to_vec();
+                let from = self.start;
                 self.start += n;
                 self.offset += n as u64;
-                return Some(Ok(chunk));
+                return Some(Ok(&self.buf[from..from + n]));
             }
             if self.eof {
                 return None;
@@ -341,6 +342,13 @@ impl<'c, R: Read> Iterator for ChunkReader<'c, R> {
                 return Some(Err(e));
             }
         }
+    }
+}
+
+impl<'c, R: Read> Iterator for ChunkReader<'c, R> {
+    type Item = io::Result<Vec<u8>>;
+    fn next(&mut self) -> Option<io::Result<Vec<u8>>> {
+        self.next_chunk().map(|r| r.map(|c| c.to_vec()))
     }
 }
 

@@ -96,14 +96,21 @@ pub fn main() -> i32 {
 }
 
 /// glibc raises its mmap threshold as big blocks are freed, after which chunk-sized buffers
-/// stay in the heap for good; a fixed threshold gives them back at once, keeping peak RSS
-/// near the live working set (at a few extra page faults per chunk).
-fn tune_allocator() {
+/// stay in the heap for good; a fixed threshold decides it instead. Writers (`create`) keep
+/// it low so peak RSS stays near the live working set; readers (`extract`, `check`), whose
+/// buffers are recycled chunk after chunk, raise it to save the page faults of fresh mappings.
+pub fn set_mmap_threshold(bytes: usize) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; called before any threads exist.
+    // SAFETY: mallopt only changes allocator tuning.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 2 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, bytes as libc::c_int);
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = bytes;
+}
+
+fn tune_allocator() {
+    set_mmap_threshold(8 << 20);
 }
 
 pub fn run(argv: Vec<OsString>) -> i32 {

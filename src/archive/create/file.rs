@@ -351,32 +351,38 @@ fn read_and_store(
     let in_flight = &shared.chunks_in_flight;
     let ahead = rayon::current_num_threads().max(1);
     let mut read_err = None;
+    let mut reader = shared.chunker.reader(&mut f);
     rayon::scope(|s| {
-        for (i, chunk) in shared.chunker.reader(&mut f).enumerate() {
-            match chunk {
-                Ok(data) => {
-                    let results = &results;
-                    if in_flight.load(std::sync::atomic::Ordering::Acquire) >= ahead {
-                        let r = shared.store.store(&data);
-                        results
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((i, r));
-                        continue;
-                    }
-                    in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                    s.spawn(move |_| {
-                        let r = shared.store.store(&data);
-                        results
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((i, r));
-                        in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-                    });
-                }
-                Err(e) => {
+        let mut i = 0usize;
+        loop {
+            match reader.next_chunk() {
+                None => break,
+                Some(Err(e)) => {
                     read_err = Some(e);
                     break;
+                }
+                Some(Ok(data)) => {
+                    let results = &results;
+                    if in_flight.load(std::sync::atomic::Ordering::Acquire) >= ahead {
+                        // stored straight from the read buffer, no copy
+                        let r = shared.store.store(data);
+                        results
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((i, r));
+                    } else {
+                        in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                        let data = data.to_vec();
+                        s.spawn(move |_| {
+                            let r = shared.store.store(&data);
+                            results
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push((i, r));
+                            in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                        });
+                    }
+                    i += 1;
                 }
             }
         }

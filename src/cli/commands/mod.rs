@@ -89,6 +89,12 @@ pub struct VersionArgs {
 }
 
 pub fn dispatch(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
+    if matches!(
+        cmd,
+        Command::Extract(_) | Command::Check(_) | Command::ExportTar(_) | Command::Diff(_)
+    ) {
+        crate::cli::set_mmap_threshold(32 << 20);
+    }
     match cmd {
         Command::Init(a) => init::run(&a, ctx),
         Command::Create(a) => {
