@@ -93,7 +93,7 @@ pub fn dispatch(cmd: Command, ctx: &Ctx) -> anyhow::Result<()> {
         cmd,
         Command::Extract(_) | Command::Check(_) | Command::ExportTar(_) | Command::Diff(_)
     ) {
-        crate::cli::set_mmap_threshold(32 << 20);
+        crate::cli::tune_allocator(crate::cli::HeapProfile::Reader);
     }
     match cmd {
         Command::Init(a) => init::run(&a, ctx),
