@@ -531,3 +531,65 @@ fn fixture_extends_with_rborg_and_borg_reads_it() {
         assert_eq!(l.stdout, "fixture-1\nfixture-2\nfrom-rborg\n");
     }
 }
+
+/// Unchanged files are archived from the walker's stat and the files cache alone (no open),
+/// yet their xattrs come out exactly, attribute changes are seen (ctime), and a run that
+/// stored fewer kinds of attributes does not stand in for one that needs them.
+#[test]
+fn unchanged_files_keep_their_attributes() {
+    let env = Env::new();
+    let src = env.path("src");
+    make_tree(&src);
+    let setfattr = |v: &str| {
+        let st = std::process::Command::new("setfattr")
+            .args(["-n", "user.rborg", "-v", v])
+            .arg(src.join("hello.txt"))
+            .status()
+            .expect("setfattr (package attr) is needed");
+        assert!(
+            st.success(),
+            "setfattr failed: the test dir must allow user xattrs"
+        );
+    };
+    setfattr("one");
+    // only files older than the newest one seen are memorized (borg's granularity rule)
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    std::fs::write(env.path("src/zz-newest"), b"new").unwrap();
+    let repo = env.p("repo");
+    env.rborg(&["init", "-e", "repokey", &repo]).ok();
+    let create = |name: &str, extra: &[&str]| {
+        let a = format!("{repo}::{name}");
+        let mut args = vec!["create", "--list"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&a, "src"]);
+        let o = env.rborg(&args);
+        o.ok();
+        o.stderr
+    };
+    let borg_extract_matches = |name: &str| {
+        let out = env.path(&format!("out-{name}"));
+        std::fs::create_dir(&out).unwrap();
+        let mut e = Env::new();
+        e.vars = env.vars.clone();
+        e.cwd = out.clone();
+        e.borg12(&["extract", &format!("{repo}::{name}")]).ok();
+        let d = tree_diff(&src, &out.join("src"));
+        assert!(d.is_empty(), "archive {name} differs from the tree: {d:#?}");
+    };
+    create("a", &[]);
+    create("b", &[]); // reads attributes once more and remembers them
+    let log = create("c", &[]); // archived without opening
+    assert!(log.contains("U src/hello.txt"), "{log}");
+    assert!(log.contains("U src/big.bin"), "{log}");
+    borg_extract_matches("c");
+    // an xattr change moves the ctime: the file is read again
+    setfattr("two");
+    let log = create("d", &[]);
+    assert!(log.contains("M src/hello.txt"), "{log}");
+    borg_extract_matches("d");
+    // a --noxattrs run does not make the next full run drop xattrs
+    create("e", &["--noxattrs"]);
+    create("f", &[]);
+    borg_extract_matches("f");
+    env.borg12(&["check", &repo]).ok();
+}

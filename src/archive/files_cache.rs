@@ -1,6 +1,11 @@
 //! The files cache: for each backed-up path (by keyed hash), the size, inode, ctime/mtime and
 //! chunk ids seen last time, so an unchanged file costs one stat and no read.
 //!
+//! Beyond borg, an entry may also remember the file's flags and xattrs as last read (never
+//! its ACLs: a file with ACLs is always read again), so that under a ctime-comparing mode an
+//! unchanged file is archived without even being opened: changing xattrs or flags changes
+//! the ctime, which sends the file down the normal path.
+//!
 //! Semantics follow borg: entries age by one per run and are dropped at `BORG_FILES_CACHE_TTL`
 //! (20); files seen in this run are only remembered if their timestamp is older than the newest
 //! one seen (timestamp granularity race); `--files-cache` selects what is compared.
@@ -88,7 +93,24 @@ pub struct FileEntry {
     pub ctime: i64,
     pub mtime: i64,
     pub chunks: Vec<ObjectId>,
+    pub ext: Option<Box<ExtAttrs>>,
 }
+
+/// Extended attributes remembered with an entry; `mask` says which kinds were collected
+/// (`EXT_*` bits) when they were read.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ExtAttrs {
+    pub mask: u8,
+    pub bsdflags: Option<u32>,
+    pub xattrs: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+/// Flags were read.
+pub const EXT_FLAGS: u8 = 1;
+/// xattrs were read.
+pub const EXT_XATTRS: u8 = 2;
+/// ACLs were read, and the file had none.
+pub const EXT_NO_ACLS: u8 = 4;
 
 /// Stat fields the cache compares.
 #[derive(Clone, Copy, Debug)]
@@ -106,7 +128,7 @@ pub struct FilesCache {
     newest_cmtime: Option<i64>,
 }
 
-const MAGIC: &[u8; 8] = b"RBORGFC1";
+const MAGIC: &[u8; 8] = b"RBORGFC2";
 
 impl FilesCache {
     /// Loads `<cache>/files[.<BORG_FILES_CACHE_SUFFIX>]`, aging every entry by one run.
@@ -161,6 +183,35 @@ impl FilesCache {
         (true, Some(e.chunks.clone()))
     }
 
+    /// An unchanged file's chunk ids and remembered attributes, when the mode compares
+    /// ctimes (so that attribute changes cannot go unnoticed) and the entry holds at least
+    /// the kinds of attributes in `need`. Otherwise `None`: take the normal path.
+    pub fn lookup_with_ext(
+        &mut self,
+        path_hash: &ObjectId,
+        st: &FileStat,
+        need: u8,
+    ) -> Option<(Vec<ObjectId>, ExtAttrs)> {
+        if !self.mode.ctime {
+            return None;
+        }
+        let e = self.entries.get(path_hash)?;
+        let ext = e.ext.as_deref()?;
+        if ext.mask & need != need {
+            return None;
+        }
+        let ext = ext.clone();
+        let (_, ids) = self.lookup(path_hash, st);
+        Some((ids?, ext))
+    }
+
+    /// Remembers the attributes just read for an entry memorized or found in this run.
+    pub fn set_ext(&mut self, path_hash: &ObjectId, ext: ExtAttrs) {
+        if let Some(e) = self.entries.get_mut(path_hash) {
+            e.ext = Some(Box::new(ext));
+        }
+    }
+
     /// borg's `memorize_file`.
     pub fn memorize(&mut self, path_hash: ObjectId, st: &FileStat, chunks: Vec<ObjectId>) {
         if self.mode.disabled {
@@ -181,6 +232,7 @@ impl FilesCache {
                 ctime: st.ctime,
                 mtime: st.mtime,
                 chunks,
+                ext: None,
             },
         );
     }
@@ -215,6 +267,7 @@ impl FilesCache {
             for c in &e.chunks {
                 body.extend_from_slice(&c.0);
             }
+            encode_ext(&mut body, e.ext.as_deref());
             n += 1;
         }
         out.extend_from_slice(&n.to_le_bytes());
@@ -261,6 +314,34 @@ fn decode(data: &[u8]) -> Option<IdMap<FileEntry>> {
         for _ in 0..nc {
             chunks.push(ObjectId(take(&mut p, 32)?.try_into().ok()?));
         }
+        let ext = match take(&mut p, 1)?[0] {
+            0 => None,
+            _ => {
+                let mask = take(&mut p, 1)?[0];
+                let bsdflags = match take(&mut p, 1)?[0] {
+                    0 => None,
+                    _ => Some(u32::from_le_bytes(take(&mut p, 4)?.try_into().ok()?)),
+                };
+                let nx = u32::from_le_bytes(take(&mut p, 4)?.try_into().ok()?) as usize;
+                let xattrs = if nx == 0 {
+                    None
+                } else {
+                    let mut v = Vec::with_capacity(nx.min(1 << 10));
+                    for _ in 0..nx {
+                        let kl = u32::from_le_bytes(take(&mut p, 4)?.try_into().ok()?) as usize;
+                        let k = take(&mut p, kl)?.to_vec();
+                        let vl = u32::from_le_bytes(take(&mut p, 4)?.try_into().ok()?) as usize;
+                        v.push((k, take(&mut p, vl)?.to_vec()));
+                    }
+                    Some(v)
+                };
+                Some(Box::new(ExtAttrs {
+                    mask,
+                    bsdflags,
+                    xattrs,
+                }))
+            }
+        };
         m.insert(
             id,
             FileEntry {
@@ -270,10 +351,35 @@ fn decode(data: &[u8]) -> Option<IdMap<FileEntry>> {
                 ctime,
                 mtime,
                 chunks,
+                ext,
             },
         );
     }
     Some(m)
+}
+
+fn encode_ext(body: &mut Vec<u8>, ext: Option<&ExtAttrs>) {
+    let Some(ext) = ext else {
+        body.push(0);
+        return;
+    };
+    body.push(1);
+    body.push(ext.mask);
+    match ext.bsdflags {
+        None => body.push(0),
+        Some(f) => {
+            body.push(1);
+            body.extend_from_slice(&f.to_le_bytes());
+        }
+    }
+    let xs = ext.xattrs.as_deref().unwrap_or_default();
+    body.extend_from_slice(&(xs.len() as u32).to_le_bytes());
+    for (k, v) in xs {
+        body.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        body.extend_from_slice(k);
+        body.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        body.extend_from_slice(v);
+    }
 }
 
 #[cfg(test)]
@@ -324,5 +430,52 @@ mod tests {
         let changed = FileStat { size: 11, ..st };
         assert_eq!(fc2.lookup(&ObjectId([1; 32]), &changed), (true, None));
         assert_eq!(fc2.lookup(&ObjectId([3; 32]), &st), (false, None));
+    }
+
+    #[test]
+    fn remembered_attributes() {
+        let d = tempfile::tempdir().unwrap();
+        let mut fc = FilesCache::load(d.path(), FilesCacheMode::default());
+        let st = FileStat {
+            inode: 5,
+            size: 10,
+            ctime: 100,
+            mtime: 90,
+        };
+        let newest = FileStat { ctime: 300, ..st };
+        let (a, b, c) = (ObjectId([1; 32]), ObjectId([2; 32]), ObjectId([4; 32]));
+        fc.memorize(a, &st, vec![ObjectId([9; 32])]);
+        fc.memorize(b, &st, vec![]);
+        fc.memorize(c, &newest, vec![]);
+        // nothing remembered yet: the normal path
+        assert_eq!(fc.lookup_with_ext(&a, &st, EXT_FLAGS), None);
+        let ext = ExtAttrs {
+            mask: EXT_FLAGS | EXT_XATTRS,
+            bsdflags: Some(0x10),
+            xattrs: Some(vec![(b"user.k".to_vec(), b"\0v".to_vec())]),
+        };
+        fc.set_ext(&a, ext.clone());
+        fc.set_ext(
+            &b,
+            ExtAttrs {
+                mask: EXT_FLAGS | EXT_XATTRS | EXT_NO_ACLS,
+                ..ExtAttrs::default()
+            },
+        );
+        fc.save().unwrap();
+        let mut fc2 = FilesCache::load(d.path(), FilesCacheMode::default());
+        assert_eq!(
+            fc2.lookup_with_ext(&a, &st, EXT_FLAGS | EXT_XATTRS),
+            Some((vec![ObjectId([9; 32])], ext))
+        );
+        // ACLs were not read for `a`: a run that wants them reads the file
+        assert_eq!(fc2.lookup_with_ext(&a, &st, EXT_NO_ACLS), None);
+        assert!(fc2.lookup_with_ext(&b, &st, 7).is_some());
+        // a changed ctime (e.g. an xattr was set) is a miss
+        let touched = FileStat { ctime: 101, ..st };
+        assert_eq!(fc2.lookup_with_ext(&b, &touched, 0), None);
+        // modes without ctime never skip the open
+        let mut fc3 = FilesCache::load(d.path(), "mtime,size".parse().unwrap());
+        assert_eq!(fc3.lookup_with_ext(&a, &st, 0), None);
     }
 }

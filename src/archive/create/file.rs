@@ -12,7 +12,7 @@ use std::path::Path;
 use super::walk::{os_error_code, os_error_text};
 use super::{FilesChanged, Job, JobKind, JobResult, Shared, Warn};
 use crate::archive::chunkstore::Stats;
-use crate::archive::files_cache::FileStat;
+use crate::archive::files_cache::{ExtAttrs, FileStat, EXT_FLAGS, EXT_NO_ACLS, EXT_XATTRS};
 use crate::archive::item::{ChunkRef, Item, S_IFMT, S_IFREG};
 use crate::archive::Result;
 
@@ -59,7 +59,8 @@ fn warn(res: &mut JobResult, path: &[u8], e: &std::io::Error, op: Option<&str>) 
     });
 }
 
-/// xattrs, ACLs and flags, as borg's `stat_ext_attrs`.
+/// xattrs, ACLs and flags, as borg's `stat_ext_attrs`. Returns them for the files cache when
+/// they were read without a problem and the file has no ACLs.
 fn ext_attrs(
     shared: &Shared,
     item: &mut Item,
@@ -67,9 +68,10 @@ fn ext_attrs(
     fd: Option<i32>,
     res: &mut JobResult,
     apath: &[u8],
-) {
+) -> Option<ExtAttrs> {
     let o = shared.opts;
     let mode = item.mode;
+    let warnings_before = res.warnings.len();
     if !o.noflags {
         let f = crate::platform::flags::get(path, mode, fd);
         if f != 0 {
@@ -117,6 +119,33 @@ fn ext_attrs(
             }),
         }
     }
+    if res.warnings.len() != warnings_before
+        || item.acl_access.is_some()
+        || item.acl_default.is_some()
+    {
+        return None;
+    }
+    Some(ExtAttrs {
+        mask: ext_needed(shared),
+        bsdflags: item.bsdflags,
+        xattrs: item.xattrs.clone(),
+    })
+}
+
+/// The kinds of extended attributes this run stores (`EXT_*` bits).
+fn ext_needed(shared: &Shared) -> u8 {
+    let o = shared.opts;
+    let mut m = 0;
+    if !o.noflags {
+        m |= EXT_FLAGS;
+    }
+    if !o.noxattrs {
+        m |= EXT_XATTRS;
+    }
+    if !o.noacls {
+        m |= EXT_NO_ACLS;
+    }
+    m
 }
 
 pub fn process_job(shared: &Shared, job: &mut Job) -> Result<()> {
@@ -128,14 +157,16 @@ pub fn process_job(shared: &Shared, job: &mut Job) -> Result<()> {
             let is_dir = item.is_dir();
             if is_dir {
                 match open_dir(&job.fs_path) {
-                    Ok(f) => ext_attrs(
-                        shared,
-                        &mut item,
-                        &job.fs_path,
-                        Some(f.as_raw_fd()),
-                        &mut res,
-                        &job.path,
-                    ),
+                    Ok(f) => {
+                        ext_attrs(
+                            shared,
+                            &mut item,
+                            &job.fs_path,
+                            Some(f.as_raw_fd()),
+                            &mut res,
+                            &job.path,
+                        );
+                    }
                     Err(e) => {
                         warn(&mut res, &job.path, &e, None);
                         res.failed = true;
@@ -169,7 +200,90 @@ fn stat_of(m: &std::fs::Metadata) -> FileStat {
     }
 }
 
+/// References to an unchanged file's chunks, if every one is still in the repository.
+fn reuse_chunks(shared: &Shared, ids: &[crate::repo::ObjectId]) -> Option<Vec<ChunkRef>> {
+    if !ids.iter().all(|i| shared.store.contains(i)) {
+        return None;
+    }
+    ids.iter().map(|i| shared.store.incref(i)).collect()
+}
+
+/// Files-cache key: the absolute path as seen now, hashed with the id key.
+fn path_hash_of(shared: &Shared, path: &Path) -> crate::repo::ObjectId {
+    let abs = if path.is_absolute() {
+        path.as_os_str().as_bytes().to_vec()
+    } else {
+        let j = shared.opts.cwd.join(path);
+        super::walk::normpath_bytes(j.as_os_str().as_bytes())
+    };
+    shared.key.id_hash(&abs)
+}
+
+/// Completes a file item from its chunk list.
+fn finish_file(item: &mut Item, chunks: Vec<ChunkRef>, stats: &mut Stats) {
+    for c in &chunks {
+        stats.osize += c.size as u64;
+        stats.csize += c.csize as u64;
+    }
+    stats.nfiles = 1;
+    item.size = Some(chunks.iter().map(|c| c.size as u64).sum());
+    item.chunks = Some(chunks);
+}
+
+/// An unchanged file by the walker's stat alone, with its attributes from the files cache:
+/// no open, no fstat, no xattr calls ("unchanged files cost one stat").
+fn unchanged_without_open(shared: &Shared, job: &mut Job) -> bool {
+    let JobKind::File {
+        special: false,
+        size,
+        ino,
+        ctime,
+        mtime,
+        ..
+    } = job.kind
+    else {
+        return false;
+    };
+    let st = FileStat {
+        inode: ino,
+        size,
+        ctime,
+        mtime,
+    };
+    let path_hash = path_hash_of(shared, &job.fs_path);
+    let Some((ids, ext)) = shared
+        .files
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .lookup_with_ext(&path_hash, &st, ext_needed(shared))
+    else {
+        return false;
+    };
+    let Some(chunks) = reuse_chunks(shared, &ids) else {
+        return false;
+    };
+    let mut item = job.item.take().expect("item");
+    let mut res = JobResult {
+        status: Some('U'),
+        ..JobResult::default()
+    };
+    finish_file(&mut item, chunks, &mut res.stats);
+    let o = shared.opts;
+    if !o.noflags {
+        item.bsdflags = ext.bsdflags.filter(|&f| f != 0);
+    }
+    if !o.noxattrs {
+        item.xattrs = ext.xattrs;
+    }
+    job.item = Some(item);
+    job.result = Some(res);
+    true
+}
+
 fn process_file(shared: &Shared, job: &mut Job, special: bool) -> Result<()> {
+    if unchanged_without_open(shared, job) {
+        return Ok(());
+    }
     let mut res = JobResult::default();
     let mut item = job.item.take().expect("item");
     let path = job.fs_path.clone();
@@ -207,14 +321,7 @@ fn process_file(shared: &Shared, job: &mut Job, special: bool) -> Result<()> {
         return Ok(());
     }
     let fstat = stat_of(&st);
-    // files cache: absolute path as seen now, hashed with the id key
-    let abs = if path.is_absolute() {
-        path.as_os_str().as_bytes().to_vec()
-    } else {
-        let j = shared.opts.cwd.join(&path);
-        super::walk::normpath_bytes(j.as_os_str().as_bytes())
-    };
-    let path_hash = shared.key.id_hash(&abs);
+    let path_hash = path_hash_of(shared, &path);
     let mut chunks: Option<Vec<ChunkRef>> = None;
     let status;
     if special {
@@ -226,30 +333,13 @@ fn process_file(shared: &Shared, job: &mut Job, special: bool) -> Result<()> {
             .unwrap_or_else(|e| e.into_inner())
             .lookup(&path_hash, &fstat);
         match ids {
-            Some(ids) => {
-                // all chunks must still be in the repository
-                if ids.iter().all(|i| shared.store.contains(i)) {
-                    let mut refs = Vec::with_capacity(ids.len());
-                    let mut ok = true;
-                    for i in &ids {
-                        match shared.store.incref(i) {
-                            Some(r) => refs.push(r),
-                            None => {
-                                ok = false;
-                                break;
-                            }
-                        }
-                    }
-                    if ok {
-                        status = 'U';
-                        chunks = Some(refs);
-                    } else {
-                        status = 'M';
-                    }
-                } else {
-                    status = 'M';
+            Some(ids) => match reuse_chunks(shared, &ids) {
+                Some(refs) => {
+                    status = 'U';
+                    chunks = Some(refs);
                 }
-            }
+                None => status = 'M',
+            },
             None => status = if known { 'M' } else { 'A' },
         }
     }
@@ -293,14 +383,8 @@ fn process_file(shared: &Shared, job: &mut Job, special: bool) -> Result<()> {
             refs
         }
     };
-    for c in &chunks {
-        stats.osize += c.size as u64;
-        stats.csize += c.csize as u64;
-    }
-    stats.nfiles = 1;
-    item.size = Some(chunks.iter().map(|c| c.size as u64).sum());
-    item.chunks = Some(chunks);
-    ext_attrs(
+    finish_file(&mut item, chunks, &mut stats);
+    let ext = ext_attrs(
         shared,
         &mut item,
         &path,
@@ -308,6 +392,13 @@ fn process_file(shared: &Shared, job: &mut Job, special: bool) -> Result<()> {
         &mut res,
         &job.path,
     );
+    if let (Some(ext), false, false) = (ext, special, res.changed) {
+        shared
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_ext(&path_hash, ext);
+    }
     res.stats = stats;
     job.item = Some(item);
     job.result = Some(res);

@@ -97,6 +97,9 @@ pub enum JobKind {
         size: u64,
         ino: u64,
         dev: u64,
+        /// ctime and mtime (ns) as the walker saw them.
+        ctime: i64,
+        mtime: i64,
     },
 }
 

@@ -2,7 +2,7 @@
 //! directory's item before its contents, entries of a directory in inode order.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -313,11 +313,13 @@ impl<'a, 's> Walker<'a, 's> {
         if recurse {
             match std::fs::read_dir(&fs_path) {
                 Ok(rd) => {
-                    let mut entries: Vec<(u64, OsString)> = Vec::new();
+                    // DirEntry::metadata stats relative to the open directory (fstatat):
+                    // no full path walk per entry.
+                    let mut entries: Vec<(u64, std::fs::DirEntry)> = Vec::new();
                     let mut err = None;
                     for e in rd {
                         match e {
-                            Ok(e) => entries.push((e.ino(), e.file_name())),
+                            Ok(e) => entries.push((e.ino(), e)),
                             Err(e) => {
                                 err = Some(e);
                                 break;
@@ -328,9 +330,9 @@ impl<'a, 's> Walker<'a, 's> {
                         self.warn(os_error_code(&e), path, os_error_text(&e, path));
                     }
                     entries.sort_by_key(|(ino, _)| *ino);
-                    for (_, name) in entries {
-                        let child = normpath_bytes(&join(path, name.as_bytes()));
-                        match std::fs::symlink_metadata(OsStr::from_bytes(&child)) {
+                    for (_, entry) in entries {
+                        let child = normpath_bytes(&join(path, entry.file_name().as_bytes()));
+                        match entry.metadata() {
                             Ok(m) => self.rec_walk(&child, m, restrict_dev, strip),
                             Err(e) => {
                                 if !self
@@ -577,6 +579,8 @@ impl<'a, 's> Walker<'a, 's> {
                 size: meta.len(),
                 ino: meta.ino(),
                 dev: meta.dev(),
+                ctime: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+                mtime: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
             },
             status: None,
             path: path.to_vec(),
