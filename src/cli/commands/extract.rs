@@ -84,7 +84,7 @@ pub fn load_archive(
     Ok(ArchiveMeta::load(&*session.repo, &session.key, &entry.id)?)
 }
 
-const WINDOW: usize = 512;
+const WINDOW: usize = 4096;
 
 pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let loc = location(Some(&a.location), Want::Archive, "ARCHIVE")?;
@@ -169,10 +169,22 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
             }
             Ok(())
         };
+        // With unique paths, every directory of the window can be made up front (each comes
+        // after its parent in archive order): files are then no longer split into short runs
+        // at every directory, and the whole window's files go to the pool together.
+        if parallel {
+            for (item, dest) in window.iter() {
+                if is_dir(item) {
+                    report(exr.make_dir(dest));
+                }
+            }
+        }
         for entry in window.iter() {
             let (item, dest) = entry;
             if is_parallel_file(item) {
                 run.push(entry);
+            } else if parallel && is_dir(item) {
+                // made above
             } else {
                 flush_run(&mut run)?;
                 if is_dir(item) {
@@ -195,37 +207,61 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
         Ok(())
     };
     let mut unflagged_indexed = false;
-    for item in ItemReader::new(&*session.repo, &session.key, &meta.items) {
-        let item = item?;
-        if item.hardlink_master == Some(true) {
-            if let Some(c) = &item.chunks {
-                ex.masters.insert(item.path.clone(), c.clone());
+    // Items are fetched and decoded on a helper thread, in batches, while the pool extracts the
+    // previous window: otherwise the workers would idle during every window's decoding.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<crate::archive::Result<Item>>>(4);
+    let (repo, key, ids) = (&*session.repo, &session.key, &meta.items);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        scope.spawn(move || {
+            let mut batch = Vec::with_capacity(256);
+            for item in ItemReader::new(repo, key, ids) {
+                let failed = item.is_err();
+                batch.push(item);
+                // an error ends the stream, but is always delivered
+                if batch.len() == 256 || failed {
+                    let gone = tx.send(std::mem::take(&mut batch)).is_err();
+                    if gone || failed {
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send(batch);
+        });
+        // dropping `rx` on an early return stops the helper at its next send
+        let rx = rx;
+        for item in rx.iter().flatten() {
+            let item = item?;
+            if item.hardlink_master == Some(true) {
+                if let Some(c) = &item.chunks {
+                    ex.masters.insert(item.path.clone(), c.clone());
+                }
+            }
+            let Some(dest) = selected(&item) else {
+                continue;
+            };
+            if item.is_hardlink_slave() && !unflagged_indexed {
+                let src = item.source.as_deref().unwrap_or_default();
+                let known = ex.masters.contains_key(src)
+                    || ex
+                        .written_masters
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains_key(src);
+                if !known {
+                    index_unflagged_masters(&mut ex, &selected, &session, &meta)?;
+                    unflagged_indexed = true;
+                }
+            }
+            if a.list {
+                crate::log::info("borg.output.list", &String::from_utf8_lossy(&dest));
+            }
+            window.push((item, dest));
+            if window.len() >= WINDOW {
+                flush(&mut window, &mut ex, &mut progress)?;
             }
         }
-        let Some(dest) = selected(&item) else {
-            continue;
-        };
-        if item.is_hardlink_slave() && !unflagged_indexed {
-            let src = item.source.as_deref().unwrap_or_default();
-            let known = ex.masters.contains_key(src)
-                || ex
-                    .written_masters
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .contains_key(src);
-            if !known {
-                index_unflagged_masters(&mut ex, &selected, &session, &meta)?;
-                unflagged_indexed = true;
-            }
-        }
-        if a.list {
-            crate::log::info("borg.output.list", &String::from_utf8_lossy(&dest));
-        }
-        window.push((item, dest));
-        if window.len() >= WINDOW {
-            flush(&mut window, &mut ex, &mut progress)?;
-        }
-    }
+        Ok(())
+    })?;
     flush(&mut window, &mut ex, &mut progress)?;
     if let Some((mut p, _)) = progress {
         p.finish();
