@@ -648,7 +648,7 @@ fn tampered_archive(maker: Maker) {
         let key = repokey(&r);
         let mut m = manifest(&r, &key);
         let old = m.get("a1").unwrap().id;
-        let data = open_object(&key, &old, &r.get(&old).unwrap(), None).unwrap();
+        let data = open_object(&key, &old, r.get(&old).unwrap(), None).unwrap();
         let mut v = rborg::msgpack::decode(&data).unwrap().into_map().unwrap();
         for (k, val) in v.iter_mut() {
             if k.as_bytes().ok() == Some(b"comment") {

@@ -32,7 +32,7 @@ fn strip_archive_tams(env: &Env, repo: &str) {
         .map(|(n, e)| (n.clone(), e.clone()))
         .collect();
     for (name, mut entry) in entries {
-        let data = open_object(&s.key, &entry.id, &s.repo.get(&entry.id).unwrap(), None).unwrap();
+        let data = open_object(&s.key, &entry.id, s.repo.get(&entry.id).unwrap(), None).unwrap();
         let Value::Map(pairs) = msgpack::decode(&data).unwrap() else {
             panic!("archive is not a map")
         };

@@ -172,15 +172,17 @@ fn io_err(p: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
 pub fn archive_chunk_refs(repo: &dyn Repository, key: &Key, id: &ObjectId) -> Result<ChunkIndex> {
     let mut idx = ChunkIndex::default();
     let env = repo.get(id)?;
-    let data = open_object(key, id, &env, None)?;
-    idx.add(*id, data.len() as u32, env.len() as u32, 1);
+    let csize = env.len() as u32;
+    let data = open_object(key, id, env, None)?;
+    idx.add(*id, data.len() as u32, csize, 1);
     let meta = ArchiveMeta::unpack(key, &data)?;
     // item chunks: sizes come from fetching them (we need their plaintext anyway)
     let mut reader_ids = Vec::with_capacity(meta.items.len());
     for (iid, env) in meta.items.iter().zip(repo.get_many(meta.items.clone())) {
         let env = env?;
-        let plain = open_object(key, iid, &env, None)?;
-        idx.add(*iid, plain.len() as u32, env.len() as u32, 1);
+        let csize = env.len() as u32;
+        let plain = open_object(key, iid, env, None)?;
+        idx.add(*iid, plain.len() as u32, csize, 1);
         reader_ids.push(*iid);
     }
     for item in ItemReader::new(repo, key, &reader_ids) {

@@ -211,7 +211,7 @@ impl<'s> ArchiveChecker<'s> {
                 .map(|_| ())
                 .map_err(|e| object_error(&e.into()))
         } else {
-            open_object(&self.s.key, id, &env, None)
+            open_object(&self.s.key, id, env, None)
                 .map(|_| ())
                 .map_err(|e| object_error(&e))
         };
@@ -316,7 +316,7 @@ impl<'s> ArchiveChecker<'s> {
                 .repo
                 .get(id)
                 .map_err(super::ArchiveError::from)
-                .and_then(|env| open_object(&self.s.key, id, &env, None))
+                .and_then(|env| open_object(&self.s.key, id, env, None))
             {
                 Ok(d) => d,
                 Err(e) => {
@@ -454,7 +454,7 @@ impl<'s> ArchiveChecker<'s> {
                 .repo
                 .get(id)
                 .map_err(super::ArchiveError::from)
-                .and_then(|env| open_object(&self.s.key, id, &env, None))
+                .and_then(|env| open_object(&self.s.key, id, env, None))
             {
                 Ok(d) => d,
                 Err(e) => {
@@ -535,7 +535,7 @@ impl<'s> ArchiveChecker<'s> {
             .repo
             .get(&entry.id)
             .map_err(super::ArchiveError::from)
-            .and_then(|env| open_object(&self.s.key, &entry.id, &env, None))
+            .and_then(|env| open_object(&self.s.key, &entry.id, env, None))
         {
             Ok(d) => d,
             Err(e) => {

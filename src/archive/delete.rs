@@ -47,7 +47,7 @@ pub fn delete_archive(
         manifest.archives.get(name).cloned().ok_or_else(|| {
             ArchiveError::DoesNotExist(String::from_utf8_lossy(name).into_owned())
         })?;
-    let meta = match open_object(key, &entry.id, &repo.get(&entry.id)?, None)
+    let meta = match open_object(key, &entry.id, repo.get(&entry.id)?, None)
         .and_then(|d| ArchiveMeta::unpack(key, &d))
     {
         Ok(m) => Some(m),

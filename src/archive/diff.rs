@@ -508,7 +508,7 @@ impl<'a> ChunkData<'a> {
             Some(e) => e?,
             None => return Ok(None),
         };
-        Ok(Some(open_object(self.key, &id, &env, Some(size as usize))?))
+        Ok(Some(open_object(self.key, &id, env, Some(size as usize))?))
     }
 }
 

@@ -289,7 +289,7 @@ impl<'a> Extractor<'a> {
         chunks
             .par_iter()
             .zip(envs.into_par_iter())
-            .map(|(c, env)| open_object(self.key, &c.id, &env?, Some(c.size as usize)))
+            .map(|(c, env)| open_object(self.key, &c.id, env?, Some(c.size as usize)))
             .collect()
     }
 

@@ -42,7 +42,7 @@ impl<'a> ItemReader<'a> {
         match self.fetch.next() {
             None => Ok(false),
             Some((id, env)) => {
-                let data = open_object(self.key, &id, &env?, None)?;
+                let data = open_object(self.key, &id, env?, None)?;
                 if self.pos > 0 {
                     self.buf.drain(..self.pos);
                     self.pos = 0;

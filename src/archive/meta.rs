@@ -18,20 +18,21 @@ pub fn fetch_object(
     size_hint: Option<usize>,
 ) -> Result<Vec<u8>> {
     let env = repo.get(id)?;
-    open_object(key, id, &env, size_hint)
+    open_object(key, id, env, size_hint)
 }
 
 /// Opens an envelope read for `id`: MAC, decryption, decompression, id check.
 pub fn open_object(
     key: &Key,
     id: &ObjectId,
-    envelope: &[u8],
+    mut envelope: Vec<u8>,
     size_hint: Option<usize>,
 ) -> Result<Vec<u8>> {
-    let payload = key.open(Some(id), envelope)?;
+    // decrypted in the envelope's own buffer: no copy before decompression
+    let payload = key.open_in_place(Some(id), &mut envelope)?;
     let data = match size_hint {
-        Some(h) => crate::compress::decompress_with_hint(&payload, h),
-        None => crate::compress::decompress(&payload),
+        Some(h) => crate::compress::decompress_with_hint(payload, h),
+        None => crate::compress::decompress(payload),
     }
     .map_err(|e| ArchiveError::Decompress(format!("Chunk {}: {e}", id.hex())))?;
     key.assert_id(id, &data)?;

@@ -149,7 +149,7 @@ impl Read for ChunkStream<'_> {
             let r = match self.fetch.next() {
                 Some(env) => env
                     .map_err(ArchiveError::from)
-                    .and_then(|e| open_object(self.key, &c.id, &e, Some(c.size as usize))),
+                    .and_then(|e| open_object(self.key, &c.id, e, Some(c.size as usize))),
                 None => Err(ArchiveError::Corrupt("chunk fetch ended early".into())),
             };
             match r {

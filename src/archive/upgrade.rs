@@ -40,7 +40,7 @@ pub fn archives_tam(
     order.sort_by_key(|(_, e)| e.ts());
     let mut issues = 0;
     for (name, entry) in order {
-        let data = open_object(key, &entry.id, &repo.get(&entry.id)?, None)?;
+        let data = open_object(key, &entry.id, repo.get(&entry.id)?, None)?;
         let (dict, status) = tam::unpack_and_verify(key, &data, b"archive")
             .map_err(|e| ArchiveError::Corrupt(format!("archive {}: {e}", entry.id.hex())))?;
         let outcome = if status == TamStatus::Verified {

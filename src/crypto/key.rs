@@ -456,6 +456,19 @@ impl Key {
     /// Opens an envelope: checks type byte and MAC, decrypts; returns the payload (still
     /// compressed). `id` is only used in messages.
     pub fn open(&self, id: Option<&ObjectId>, envelope: &[u8]) -> Result<Vec<u8>> {
+        let mut buf = envelope.to_vec();
+        let start = self.open_in_place(id, &mut buf)?.len();
+        buf.drain(..buf.len() - start);
+        Ok(buf)
+    }
+
+    /// Like [`Key::open`], decrypting inside the envelope's own buffer (no copy); returns the
+    /// payload as a slice of it.
+    pub fn open_in_place<'e>(
+        &self,
+        id: Option<&ObjectId>,
+        envelope: &'e mut [u8],
+    ) -> Result<&'e [u8]> {
         let id_str = || id.map_or("(unknown)".to_string(), |i| i.hex());
         let Some(&tb) = envelope.first() else {
             return Err(CryptoError::Integrity(format!(
@@ -475,7 +488,7 @@ impl Key {
             )));
         }
         let Some(cipher) = &self.cipher else {
-            return Ok(envelope[1..].to_vec());
+            return Ok(&envelope[1..]);
         };
         if envelope.len() < 41 {
             return Err(CryptoError::Integrity(format!(
@@ -492,8 +505,8 @@ impl Key {
         }
         let mut block = [0u8; 16];
         block[8..].copy_from_slice(&envelope[33..41]);
-        let mut out = envelope[41..].to_vec();
-        ctr_with(cipher, &block).apply_keystream(&mut out);
+        let out = &mut envelope[41..];
+        ctr_with(cipher, &block).apply_keystream(out);
         Ok(out)
     }
 

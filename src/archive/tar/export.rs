@@ -77,7 +77,7 @@ fn fetch<T: Sync>(
     let out: crate::archive::Result<Vec<Vec<u8>>> = chunks
         .par_iter()
         .zip(envs.into_par_iter())
-        .map(|((_, c), env)| open_object(key, &c.id, &env?, Some(c.size as usize)))
+        .map(|((_, c), env)| open_object(key, &c.id, env?, Some(c.size as usize)))
         .collect();
     Ok(out?)
 }

@@ -143,7 +143,7 @@ fn list_archives(a: &ListArgs, session: &Session) -> anyhow::Result<()> {
         let meta = if needs_meta {
             Some(ArchiveMeta::unpack(
                 &session.key,
-                &open_object(&session.key, &r.id, &session.repo.get(&r.id)?, None)?,
+                &open_object(&session.key, &r.id, session.repo.get(&r.id)?, None)?,
             )?)
         } else {
             None
@@ -340,7 +340,7 @@ fn hash_item(session: &Session, item: &Item, algo: &str) -> anyhow::Result<Strin
         datas.push(open_object(
             &session.key,
             &c.id,
-            &session.repo.get(&c.id)?,
+            session.repo.get(&c.id)?,
             Some(c.size as usize),
         )?);
     }

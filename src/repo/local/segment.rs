@@ -568,20 +568,16 @@ impl SegmentReader {
         if !want_data {
             return Ok((size, None));
         }
-        let mut data = vec![0u8; size as usize - PUT_HEADER_SIZE];
-        let n = read_full_at(
-            &self.file,
-            &mut data,
-            offset as u64 + PUT_HEADER_SIZE as u64,
-        )
-        .map_err(|e| {
-            integrity(format!(
-                "Segment entry data read error [segment {seg}, offset {offset}]: {e}"
-            ))
-        })?;
-        if n < data.len() {
+        let want = size as usize - PUT_HEADER_SIZE;
+        let data =
+            read_vec_at(&self.file, want, offset as u64 + PUT_HEADER_SIZE as u64).map_err(|e| {
+                integrity(format!(
+                    "Segment entry data read error [segment {seg}, offset {offset}]: {e}"
+                ))
+            })?;
+        if data.len() < want {
             return Err(integrity(format!(
-                "Segment entry data short read [segment {seg}, offset {offset}]: expected {}, got {n} bytes",
+                "Segment entry data short read [segment {seg}, offset {offset}]: expected {want}, got {} bytes",
                 data.len()
             )));
         }
@@ -596,6 +592,41 @@ impl SegmentReader {
         }
         Ok((size, Some(data)))
     }
+}
+
+/// Reads up to `len` bytes at `off` into a new buffer (shorter only at end of file) without
+/// zero-filling it first: objects are read once per chunk on every extract and check.
+fn read_vec_at(f: &File, len: usize, off: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::io::AsRawFd;
+    let mut v: Vec<u8> = Vec::with_capacity(len);
+    while v.len() < len {
+        let have = v.len();
+        let at = off + have as u64;
+        let spare = &mut v.spare_capacity_mut()[..len - have];
+        // SAFETY: pread writes at most `spare.len()` bytes into the vector's spare capacity;
+        // the length then grows by exactly the number of bytes it wrote.
+        let r = unsafe {
+            libc::pread(
+                f.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                spare.len(),
+                at as libc::off_t,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            break;
+        }
+        // SAFETY: see above; r <= spare.len().
+        unsafe { v.set_len(have + r as usize) };
+    }
+    Ok(v)
 }
 
 fn read_full_at(f: &File, buf: &mut [u8], mut off: u64) -> io::Result<usize> {
