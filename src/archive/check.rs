@@ -234,7 +234,8 @@ impl<'s> ArchiveChecker<'s> {
         let mut messages = Vec::new();
         let mut errors = 0usize;
         let mut done = 0u64;
-        for batch in ids.chunks(256) {
+        // big batches: each one ends in a barrier where the slowest object holds both workers
+        for batch in ids.chunks(2048) {
             let this = &*self;
             let results: Vec<(ObjectId, Verified)> = batch
                 .par_iter()
