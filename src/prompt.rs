@@ -155,5 +155,10 @@ pub fn getpass(prompt: &str) -> Option<String> {
         };
     }
     output(prompt, "prompt", true, None, None);
-    read_line()
+    let answer = read_line();
+    if answer.is_none() && !crate::log::is_json() {
+        // end the prompt's line: the error that follows stands on a line of its own
+        eprintln!();
+    }
+    answer
 }
