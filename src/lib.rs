@@ -20,6 +20,7 @@ pub mod log;
 pub mod msgpack;
 pub mod platform;
 pub mod prompt;
+pub mod pyrepr;
 pub mod repo;
 pub mod units;
 

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::msgpack::Value;
+use crate::pyrepr::py_repr;
 
 /// borg's `MAX_DATA_SIZE`: the largest fixed block / header size accepted.
 pub const MAX_DATA_SIZE: u32 = 20_971_479;
@@ -54,32 +55,6 @@ pub enum ParamsError {
     /// The archive's msgpack value is not a chunker-params array rborg can use.
     #[error("unusable chunker params in archive: {0}")]
     BadValue(String),
-}
-
-/// Python's `repr()` of a str (enough for argparse's messages).
-fn py_repr(s: &str) -> String {
-    let q = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(q);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == q => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(q);
-    out
 }
 
 /// Python's `int(str)` for the decimal forms people type: surrounding whitespace, a sign,

@@ -16,7 +16,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use regex::Regex;
 
-use crate::cli::timefmt::{self, py_repr_str, LocalZone, PyDateTime, SystemZone};
+use crate::cli::timefmt::{self, LocalZone, PyDateTime, SystemZone};
+use crate::pyrepr::py_repr;
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -76,7 +77,7 @@ impl PlaceholderError {
         match self {
             PlaceholderError::Syntax { text, .. } => Some(format!(
                 "invalid replace_placeholders value: {}",
-                py_repr_str(text)
+                py_repr(text)
             )),
             _ => None,
         }
@@ -159,7 +160,7 @@ impl FormatValue {
     /// Python `repr()` of the value (used in `PlaceholderError` texts and `!r`).
     pub fn py_repr(&self) -> String {
         match self {
-            FormatValue::Str(s) => py_repr_str(s),
+            FormatValue::Str(s) => py_repr(s),
             FormatValue::Int(i) => i.to_string(),
             FormatValue::Time { class_name, .. } => self.object_repr(class_name),
         }
@@ -258,7 +259,7 @@ impl FormatData {
             if i > 0 {
                 out.push_str(", ");
             }
-            let _ = write!(out, "{}: {}", py_repr_str(k), v.py_repr());
+            let _ = write!(out, "{}: {}", py_repr(k), v.py_repr());
         }
         out.push('}');
         out
@@ -426,7 +427,7 @@ fn format_map(s: &str, data: &FormatData, depth: u32) -> Result<String, PyErr> {
         let Some(value) = data.get(first) else {
             return Err(PyErr {
                 class: "KeyError",
-                message: py_repr_str(first),
+                message: py_repr(first),
             });
         };
         if first_end != field.name.len() {

@@ -22,6 +22,8 @@ use chrono::{
 };
 use regex::Regex;
 
+use crate::pyrepr::py_repr;
+
 /// borg's text timestamp format (`format_time`).
 pub const TEXT_FORMAT: &str = "%a, %Y-%m-%d %H:%M:%S";
 /// borg's `ISO_FORMAT` (always 6 fractional digits, no zone).
@@ -728,50 +730,6 @@ fn glibc_format(tm: &Tm, f: &[char], out: &mut String, cap: usize) -> Result<(),
 // Parsing
 // ---------------------------------------------------------------------------------------------
 
-/// Python `repr()` of a string, as argparse and borg put it into messages (`'foo'`).
-pub fn py_repr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || (0x7f..=0xa0).contains(&(c as u32)) || c == '\u{ad}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c if is_py_unprintable(c) => {
-                if (c as u32) <= 0xffff {
-                    out.push_str(&format!("\\u{:04x}", c as u32))
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32))
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// The common non-printable (Zs/Zl/Zp/Cf/Co) code points above U+00A0 that Python escapes.
-fn is_py_unprintable(c: char) -> bool {
-    matches!(c as u32,
-        0x1680 | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x2064 | 0x2066..=0x206f
-        | 0x3000 | 0xfeff | 0xfff9..=0xfffb | 0xe000..=0xf8ff | 0xf0000..=0x10ffff
-        | 0x180e | 0x061c | 0x070f | 0x110bd | 0x1bca0..=0x1bca3 | 0xe0001 | 0xe0020..=0xe007f)
-}
-
 /// A tiny Python `datetime.strptime` for the directives borg's formats use
 /// (`%Y %m %d %H %M %S %f %j`), with Python's regexes: case-insensitive, whitespace in the
 /// format matches any run of whitespace, leftmost-first match that must consume everything.
@@ -864,10 +822,10 @@ fn strptime_regex(fmt: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TimeParseError {
     /// A stored timestamp that is not `%Y-%m-%dT%H:%M:%S[.%f]`.
-    #[error("time data {} does not match format {}", py_repr_str(.0), py_repr_str(.1))]
+    #[error("time data {} does not match format {}", py_repr(.0), py_repr(.1))]
     BadStoredTimestamp(String, &'static str),
     /// argparse's text for a rejected `--timestamp` (prefix it with `argument --timestamp: `).
-    #[error("invalid timestamp value: {}", py_repr_str(.0))]
+    #[error("invalid timestamp value: {}", py_repr(.0))]
     InvalidTimestampArg(String),
 }
 
@@ -1068,7 +1026,7 @@ pub fn parse_py_int(s: &str) -> Option<i128> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PositiveIntError {
     /// Not an integer at all.
-    #[error("invalid positive_int_validator value: {}", py_repr_str(.0))]
+    #[error("invalid positive_int_validator value: {}", py_repr(.0))]
     NotAnInt(String),
     /// Zero or negative.
     #[error("A positive integer is required: {0}")]
@@ -1452,18 +1410,6 @@ mod tests {
         assert_eq!(py_decimal('\u{1d7e1}'), Some(9));
         assert_eq!(py_decimal('\u{b2}'), None); // superscript two is not a decimal digit
         assert_eq!(py_decimal('a'), None);
-    }
-
-    #[test]
-    fn python_reprs() {
-        assert_eq!(py_repr_str("abc"), "'abc'");
-        assert_eq!(py_repr_str("it's"), "\"it's\"");
-        assert_eq!(py_repr_str("a'\""), "'a\\'\"'");
-        assert_eq!(py_repr_str("t\tn\nb\\"), "'t\\tn\\nb\\\\'");
-        assert_eq!(
-            py_repr_str("\u{1}\u{7f}é\u{a0}\u{200b}"),
-            "'\\x01\\x7fé\\xa0\\u200b'"
-        );
     }
 
     #[test]

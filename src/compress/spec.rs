@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::pyrepr::py_repr;
+
 /// A compression setting as given by borg's `-C/--compression SPEC`.
 ///
 /// Levels are validated by [`FromStr`]; values built by hand with out-of-range levels are
@@ -165,35 +167,6 @@ fn parse_int(s: &str) -> Option<i64> {
         }
     }
     Some(if neg { -value } else { value })
-}
-
-/// Python's `repr()` of a str, as argparse shows it in "invalid ... value: 'x'".
-pub(crate) fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 impl fmt::Display for Compression {

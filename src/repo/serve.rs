@@ -21,6 +21,7 @@ use super::remote::RemoteError;
 use super::{ObjectId, OpenOptions, RepoError, Repository};
 use crate::log::{self, Level};
 use crate::msgpack::{ordered_map, Value};
+use crate::pyrepr::py_repr;
 
 const LOGGER: &str = "borg.remote";
 
@@ -508,35 +509,6 @@ pub fn failure_from_repo(e: &RepoError) -> Failure {
         }
         RepoError::Remote(_) => Failure::python("Exception", msg),
     }
-}
-
-/// Python's `repr()` of a str (quotes chosen the same way).
-fn py_repr(s: &str) -> String {
-    let q = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::new();
-    out.push(q);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == q => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(q);
-    out
 }
 
 /// borg's `sysinfo()` text, describing this server (empty with `BORG_SHOW_SYSINFO=no`).

@@ -84,6 +84,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::pyrepr::py_repr;
 use regex::Regex;
 
 /// Errors from parsing pattern texts, pattern/command lines and pattern files. The `Display`
@@ -426,35 +427,6 @@ fn os_error_text(e: &std::io::Error, path: &Path) -> String {
         }
         None => format!("{text}: {}", py_repr(&path.to_string_lossy())),
     }
-}
-
-/// Python `repr()` of a str (quote choice and escapes for the common cases).
-fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::new();
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 /// One include/exclude command-line option, for [`PatternArgs::add_option`].
