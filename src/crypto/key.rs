@@ -456,10 +456,12 @@ impl Key {
     /// Opens an envelope: checks type byte and MAC, decrypts; returns the payload (still
     /// compressed). `id` is only used in messages.
     pub fn open(&self, id: Option<&ObjectId>, envelope: &[u8]) -> Result<Vec<u8>> {
-        let mut buf = envelope.to_vec();
-        let start = self.open_in_place(id, &mut buf)?.len();
-        buf.drain(..buf.len() - start);
-        Ok(buf)
+        let ctr_block = self.check_envelope(id, envelope)?;
+        let mut out = envelope[Self::payload_start(ctr_block.is_some())..].to_vec();
+        if let (Some(cipher), Some(block)) = (&self.cipher, ctr_block) {
+            ctr_with(cipher, &block).apply_keystream(&mut out);
+        }
+        Ok(out)
     }
 
     /// Like [`Key::open`], decrypting inside the envelope's own buffer (no copy); returns the
@@ -469,6 +471,26 @@ impl Key {
         id: Option<&ObjectId>,
         envelope: &'e mut [u8],
     ) -> Result<&'e [u8]> {
+        let ctr_block = self.check_envelope(id, envelope)?;
+        let out = &mut envelope[Self::payload_start(ctr_block.is_some())..];
+        if let (Some(cipher), Some(block)) = (&self.cipher, ctr_block) {
+            ctr_with(cipher, &block).apply_keystream(out);
+        }
+        Ok(out)
+    }
+
+    /// Where the payload starts: after the type byte, or after type, MAC and IV.
+    fn payload_start(encrypted: bool) -> usize {
+        if encrypted {
+            41
+        } else {
+            1
+        }
+    }
+
+    /// Checks an envelope's type byte and (when encrypting) its length and MAC; returns the
+    /// CTR starting block for an encrypted one.
+    fn check_envelope(&self, id: Option<&ObjectId>, envelope: &[u8]) -> Result<Option<[u8; 16]>> {
         let id_str = || id.map_or("(unknown)".to_string(), |i| i.hex());
         let Some(&tb) = envelope.first() else {
             return Err(CryptoError::Integrity(format!(
@@ -487,9 +509,9 @@ impl Key {
                 id_str()
             )));
         }
-        let Some(cipher) = &self.cipher else {
-            return Ok(&envelope[1..]);
-        };
+        if self.cipher.is_none() {
+            return Ok(None);
+        }
         if envelope.len() < 41 {
             return Err(CryptoError::Integrity(format!(
                 "Chunk {}: Could not decrypt [envelope too short]",
@@ -505,9 +527,7 @@ impl Key {
         }
         let mut block = [0u8; 16];
         block[8..].copy_from_slice(&envelope[33..41]);
-        let out = &mut envelope[41..];
-        ctr_with(cipher, &block).apply_keystream(out);
-        Ok(out)
+        Ok(Some(block))
     }
 
     /// The IV stored in an encrypted envelope.
