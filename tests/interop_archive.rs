@@ -507,21 +507,7 @@ fn extract_into_full_disk_leaves_no_partial_file() {
 #[test]
 fn fixture_extends_with_rborg_and_borg_reads_it() {
     let mut env = Env::new();
-    let st = std::process::Command::new("tar")
-        .args([
-            "xzf",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/data/borg124-repokey-repo.tar.gz"
-            ),
-            "-C",
-        ])
-        .arg(env.dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    env.set("BORG_PASSPHRASE", "rborg-fixture");
-    let repo = env.p("repo");
+    let repo = unpack_borg_fixture(&mut env);
     make_tree(&env.path("src"));
     env.rborg(&["create", &format!("{repo}::from-rborg"), "src"])
         .ok();

@@ -191,21 +191,7 @@ fn locks_exclude_each_other() {
 #[test]
 fn fixture_repository_written_by_borg_124() {
     let mut env = Env::new();
-    let st = std::process::Command::new("tar")
-        .args([
-            "xzf",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/data/borg124-repokey-repo.tar.gz"
-            ),
-            "-C",
-        ])
-        .arg(env.dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    env.set("BORG_PASSPHRASE", "rborg-fixture");
-    let repo = env.p("repo");
+    let repo = unpack_borg_fixture(&mut env);
     let info = env.rborg(&["info", "--json", &repo]);
     info.ok();
     let v: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();

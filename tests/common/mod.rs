@@ -421,3 +421,23 @@ pub const MODES: [&str; 7] = [
     "repokey-blake2",
     "keyfile-blake2",
 ];
+
+/// Unpacks the repository borg 1.2.4 wrote (tests/data) into the env's directory, sets its
+/// passphrase; returns the repository path.
+pub fn unpack_borg_fixture(env: &mut Env) -> String {
+    let st = Command::new("tar")
+        .args([
+            "xzf",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/borg124-repokey-repo.tar.gz"
+            ),
+            "-C",
+        ])
+        .arg(env.dir.path())
+        .status()
+        .expect("tar");
+    assert!(st.success(), "unpacking the fixture repository failed");
+    env.set("BORG_PASSPHRASE", "rborg-fixture");
+    env.p("repo")
+}
