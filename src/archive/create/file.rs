@@ -392,7 +392,8 @@ fn process_file(shared: &Shared, job: &mut Job, special: bool) -> Result<()> {
         &mut res,
         &job.path,
     );
-    if let (Some(ext), false, false) = (ext, special, res.changed) {
+    // remembered only for a file read cleanly through the files cache
+    if let Some(ext) = ext.filter(|_| !special && !res.changed) {
         shared
             .files
             .lock()
