@@ -9,25 +9,12 @@ mod common;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
-use common::{borg14_bin, tree_diff, Env, Out};
+use common::{borg14_bin, noise, tree_diff, Env, Out};
 
 fn write(root: &Path, rel: &str, data: &[u8]) {
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, data).unwrap();
-}
-
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
 }
 
 fn text(lines: usize, tag: &str) -> Vec<u8> {

@@ -97,6 +97,7 @@ impl Iterator for ItemReader<'_> {
 
 /// borg's ChunkBuffer: packs items and stores the stream in content-defined chunks, flushing
 /// whenever more than 8 MiB are buffered.
+#[derive(Clone)]
 pub struct ItemWriter {
     chunker: Chunker,
     buf: Vec<u8>,

@@ -47,6 +47,9 @@ pub enum ArchiveError {
         #[source]
         source: std::io::Error,
     },
+    /// Ctrl-C during `create`: a checkpoint was written, the archive is not.
+    #[error("Got Ctrl-C / SIGINT.")]
+    Interrupted,
     #[error("{0}")]
     Other(String),
 }

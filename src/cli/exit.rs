@@ -221,6 +221,7 @@ fn archive_info(e: &ArchiveError) -> ErrorInfo {
         ArchiveError::DoesNotExist(_) => info(m, "Archive.DoesNotExist", 31),
         ArchiveError::Decompress(_) => info(m, "DecompressionError", 92),
         ArchiveError::Corrupt(_) => info(m, "IntegrityError", 90),
+        ArchiveError::Interrupted => info(format!("Error: {m}"), "Error", 2),
         ArchiveError::Io { .. } | ArchiveError::Other(_) => info(format!("Error: {m}"), "Error", 2),
     }
 }

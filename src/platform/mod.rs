@@ -4,5 +4,6 @@
 pub mod acl;
 pub mod flags;
 pub mod host;
+pub mod sigint;
 pub mod users;
 pub mod xattr;

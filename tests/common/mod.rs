@@ -208,6 +208,28 @@ impl Env {
         c.stdout(Stdio::null()).stderr(Stdio::null());
         c.spawn().expect("spawn")
     }
+
+    /// Spawns a process in the background with its stderr going to `log`.
+    pub fn spawn_logged(&self, bin: &Path, args: &[&str], log: &Path) -> std::process::Child {
+        let mut c = self.command(bin, args);
+        let f = std::fs::File::create(log).expect("log file");
+        c.stdout(Stdio::null()).stderr(f);
+        c.spawn().expect("spawn")
+    }
+}
+
+/// Deterministic incompressible bytes (xorshift), different for each `seed`.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
 }
 
 /// Builds a tree with every file type borg stores (plus content that spans chunks).

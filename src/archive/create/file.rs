@@ -9,8 +9,11 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
+use std::sync::{Arc, Mutex};
+
+use super::progress::{part_item, FileProgress};
 use super::walk::{os_error_code, os_error_text};
-use super::{FilesChanged, Job, JobKind, JobResult, Shared, Warn};
+use super::{Builder, FilesChanged, Job, JobKind, JobResult, Shared, Warn};
 use crate::archive::chunkstore::Stats;
 use crate::archive::files_cache::{ExtAttrs, FileStat, EXT_FLAGS, EXT_NO_ACLS, EXT_XATTRS};
 use crate::archive::item::{ChunkRef, Item, S_IFMT, S_IFREG};
@@ -148,7 +151,15 @@ fn ext_needed(shared: &Shared) -> u8 {
     m
 }
 
-pub fn process_job(shared: &Shared, job: &mut Job) -> Result<()> {
+/// Does one job; a file being read publishes its progress in `progress` for checkpoints.
+pub fn process_job(
+    shared: &Shared,
+    job: &mut Job,
+    progress: &Mutex<Option<Arc<FileProgress>>>,
+) -> Result<()> {
+    if shared.abort.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(crate::archive::ArchiveError::Interrupted);
+    }
     match job.kind {
         JobKind::Special { ext_attrs: true } => {
             let mut res = JobResult::default();
@@ -179,7 +190,7 @@ pub fn process_job(shared: &Shared, job: &mut Job) -> Result<()> {
             job.result = Some(res);
             Ok(())
         }
-        JobKind::File { special, .. } => process_file(shared, job, special),
+        JobKind::File { special, .. } => process_file(shared, job, special, progress),
         _ => Ok(()),
     }
 }
@@ -280,7 +291,12 @@ fn unchanged_without_open(shared: &Shared, job: &mut Job) -> bool {
     true
 }
 
-fn process_file(shared: &Shared, job: &mut Job, special: bool) -> Result<()> {
+fn process_file(
+    shared: &Shared,
+    job: &mut Job,
+    special: bool,
+    progress: &Mutex<Option<Arc<FileProgress>>>,
+) -> Result<()> {
     if unchanged_without_open(shared, job) {
         return Ok(());
     }
@@ -348,14 +364,20 @@ fn process_file(shared: &Shared, job: &mut Job, special: bool) -> Result<()> {
     let chunks = match chunks {
         Some(c) => c,
         None => {
+            let p = Arc::new(FileProgress::new(&item));
+            *progress.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
             let refs = match read_and_store(
                 shared,
                 f.try_clone()
                     .map_err(|e| crate::archive::ArchiveError::io(&path, e))?,
                 &mut stats,
+                &p,
             ) {
                 Ok(r) => r,
                 Err(ReadError::Io(e)) => {
+                    // the file is not archived: drop what was stored of it, no orphans
+                    let _g = shared.gate.read().unwrap_or_else(|e| e.into_inner());
+                    p.abandon(shared.store)?;
                     warn(&mut res, &job.path, &e, Some("read"));
                     res.failed = true;
                     job.result = Some(res);
@@ -414,108 +436,112 @@ enum ReadError {
 /// Files up to this size are read in one go and chunked in memory.
 const WHOLE_READ: u64 = 8 << 20;
 
-/// Reads a file, chunks it and stores the chunks; big files spread their chunks over the
-/// worker pool while the reader goes on.
+/// Reads a file, chunks it and stores the chunks, recording each in `progress`; big files
+/// spread their chunks over the worker pool while the reader goes on. Every store happens
+/// under the read side of the checkpoint gate and is recorded before it is released.
 fn read_and_store(
     shared: &Shared,
     mut f: File,
     stats: &mut Stats,
+    progress: &FileProgress,
 ) -> std::result::Result<Vec<ChunkRef>, ReadError> {
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if len <= WHOLE_READ {
+    let gate = &shared.gate;
+    let meta = f.metadata();
+    let len = meta.as_ref().map(|m| m.len()).unwrap_or(0);
+    // a special file (--read-special) is streamed: its size says nothing about its content
+    let regular = meta.map(|m| m.is_file()).unwrap_or(false);
+    if regular && len <= WHOLE_READ {
         let mut data = Vec::with_capacity(len as usize + 1);
         f.read_to_end(&mut data).map_err(ReadError::Io)?;
-        let mut out = Vec::new();
         for c in shared.chunker.chunks(&data) {
-            let (r, new) = shared.store.store(c).map_err(ReadError::Store)?;
-            if new {
-                stats.usize += r.csize as u64;
+            if shared.abort.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(ReadError::Store(crate::archive::ArchiveError::Interrupted));
             }
-            out.push(r);
+            let _g = gate.read().unwrap_or_else(|e| e.into_inner());
+            let (r, new) = shared.store.store(c).map_err(ReadError::Store)?;
+            progress.push_stored(r, new);
         }
+        let (out, new_bytes) = progress.finish().map_err(ReadError::Store)?;
+        stats.usize += new_bytes;
         return Ok(out);
     }
-    // Large file: sequential chunking, parallel storing. At most one chunk per worker (over
-    // all files being read) waits for a worker; beyond that the reader stores the chunk
-    // itself, so memory stays bounded and no worker ever blocks waiting for another.
-    type Stored = std::result::Result<(ChunkRef, bool), crate::archive::ArchiveError>;
-    let results: std::sync::Mutex<Vec<(usize, Stored)>> = std::sync::Mutex::new(Vec::new());
+    let read = read_big(shared, &mut f, progress);
+    // a repository error outweighs a read error
+    let (out, new_bytes) = progress.finish().map_err(ReadError::Store)?;
+    read?;
+    stats.usize += new_bytes;
+    Ok(out)
+}
+
+/// Large file: sequential chunking, parallel storing. At most one chunk per worker (over all
+/// files being read) waits for a worker; beyond that the reader stores the chunk itself, so
+/// memory stays bounded and no worker ever blocks waiting for another.
+fn read_big(
+    shared: &Shared,
+    f: &mut File,
+    progress: &FileProgress,
+) -> std::result::Result<(), ReadError> {
+    use std::sync::atomic::Ordering;
+    let gate = &shared.gate;
     let in_flight = &shared.chunks_in_flight;
     let ahead = rayon::current_num_threads().max(1);
     let mut read_err = None;
-    let mut reader = shared.chunker.reader(&mut f);
-    rayon::scope(|s| {
-        let mut i = 0usize;
-        loop {
-            match reader.next_chunk() {
-                None => break,
-                Some(Err(e)) => {
-                    read_err = Some(e);
-                    break;
-                }
-                Some(Ok(data)) => {
-                    let results = &results;
-                    if in_flight.load(std::sync::atomic::Ordering::Acquire) >= ahead {
-                        // stored straight from the read buffer, no copy
-                        let r = shared.store.store(data);
-                        results
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((i, r));
-                    } else {
-                        in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                        let data = data.to_vec();
-                        s.spawn(move |_| {
-                            let r = shared.store.store(&data);
-                            results
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push((i, r));
-                            in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-                        });
+    let mut reader = shared.chunker.reader(f);
+    rayon::scope(|s| loop {
+        match reader.next_chunk() {
+            None => break,
+            Some(Err(e)) => {
+                read_err = Some(e);
+                break;
+            }
+            Some(Ok(_)) if shared.abort.load(Ordering::Relaxed) => {
+                progress.fail(crate::archive::ArchiveError::Interrupted);
+                break;
+            }
+            Some(Ok(data)) => {
+                if in_flight.load(Ordering::Acquire) >= ahead {
+                    // stored straight from the read buffer, no copy
+                    let _g = gate.read().unwrap_or_else(|e| e.into_inner());
+                    match shared.store.store(data) {
+                        Ok((r, new)) => progress.push_stored(r, new),
+                        Err(e) => {
+                            progress.fail(e);
+                            break;
+                        }
                     }
-                    i += 1;
+                } else {
+                    in_flight.fetch_add(1, Ordering::AcqRel);
+                    let (i, pending) = progress.push_pending(data.to_vec());
+                    s.spawn(move |_| {
+                        {
+                            let _g = gate.read().unwrap_or_else(|e| e.into_inner());
+                            // None: a checkpoint stored it meanwhile
+                            let data = pending.lock().unwrap_or_else(|e| e.into_inner()).take();
+                            if let Some(data) = data {
+                                progress.record(i, shared.store.store(&data));
+                            }
+                        }
+                        in_flight.fetch_sub(1, Ordering::AcqRel);
+                    });
                 }
             }
         }
     });
-    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    results.sort_by_key(|(i, _)| *i);
-    let mut out = Vec::with_capacity(results.len());
-    for (_, r) in results {
-        let (r, new) = r.map_err(ReadError::Store)?;
-        if new {
-            stats.usize += r.csize as u64;
-        }
-        out.push(r);
+    match read_err {
+        Some(e) => Err(ReadError::Io(e)),
+        None => Ok(()),
     }
-    if let Some(e) = read_err {
-        return Err(ReadError::Io(e));
-    }
-    Ok(out)
 }
 
-/// Stores stdin / command output as one regular-file item.
-pub fn process_stdin(shared: &Shared, src: StdinSource) -> Result<(Item, Stats)> {
+/// Stores stdin / command output as one regular-file item (read on the calling thread, before
+/// the walk; a checkpoint falling due meanwhile writes a part item, as borg does).
+pub(super) fn process_stdin(
+    shared: &Shared,
+    src: StdinSource,
+    b: &mut Builder,
+) -> Result<(Item, Stats)> {
     let t = (chrono::Utc::now().timestamp() as i128) * 1_000_000_000;
-    let mut stats = Stats::default();
-    let mut refs = Vec::new();
-    if !shared.opts.dry_run {
-        for c in shared.chunker.reader(src.reader) {
-            let data = c.map_err(|e| {
-                crate::archive::ArchiveError::io(Path::new(OsStr::from_bytes(&src.name)), e)
-            })?;
-            let (r, new) = shared.store.store(&data)?;
-            if new {
-                stats.usize += r.csize as u64;
-            }
-            stats.osize += r.size as u64;
-            stats.csize += r.csize as u64;
-            refs.push(r);
-        }
-    }
-    stats.nfiles = 1;
-    let item = Item {
+    let mut item = Item {
         path: src.name,
         mode: (src.mode & 0o107777) | 0o100000,
         uid: Some(src.uid),
@@ -525,10 +551,38 @@ pub fn process_stdin(shared: &Shared, src: StdinSource) -> Result<(Item, Stats)>
         mtime: t,
         atime: Some(t),
         ctime: Some(t),
-        size: Some(refs.iter().map(|r| r.size as u64).sum()),
-        chunks: Some(refs),
         hardlink_master: Some(false),
         ..Item::default()
     };
+    let mut stats = Stats::default();
+    let mut refs = Vec::new();
+    let mut in_parts = 0;
+    let mut next_part = 1;
+    if !shared.opts.dry_run {
+        for c in shared.chunker.reader(src.reader) {
+            let data = c.map_err(|e| {
+                crate::archive::ArchiveError::io(Path::new(OsStr::from_bytes(&item.path)), e)
+            })?;
+            let (r, new) = shared.store.store(&data)?;
+            if new {
+                stats.usize += r.csize as u64;
+            }
+            stats.osize += r.size as u64;
+            stats.csize += r.csize as u64;
+            refs.push(r);
+            if b.checkpoint_due() {
+                b.add_part(&part_item(&item, refs[in_parts..].to_vec(), next_part))?;
+                in_parts = refs.len();
+                next_part += 1;
+                b.checkpoint(&[])?;
+            }
+        }
+        if next_part > 1 && refs.len() > in_parts {
+            b.add_part(&part_item(&item, refs[in_parts..].to_vec(), next_part))?;
+        }
+    }
+    stats.nfiles = 1;
+    item.size = Some(refs.iter().map(|r| r.size as u64).sum());
+    item.chunks = Some(refs);
     Ok((item, stats))
 }

@@ -8,12 +8,13 @@
 //! when too many jobs are in flight, which bounds memory independently of the input.
 
 mod file;
+mod progress;
 pub mod walk;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::cache::{Cache, ChunkIndex};
@@ -28,6 +29,7 @@ use super::session::Session;
 use super::{ArchiveError, Result};
 use crate::chunker::{Chunker, ChunkerParams};
 use crate::compress::Compression;
+use crate::platform::sigint;
 use crate::repo::ObjectId;
 
 /// `--files-changed`: how a file changing while read is detected.
@@ -147,6 +149,11 @@ pub struct Shared<'a> {
     pub key: &'a crate::crypto::Key,
     /// Chunks of big files handed to other workers and not yet stored.
     pub chunks_in_flight: std::sync::atomic::AtomicUsize,
+    /// Workers store chunks under the read side; a checkpoint takes the write side to see
+    /// every stored chunk recorded in some file's progress (see `progress`).
+    pub gate: RwLock<()>,
+    /// Set after the checkpoint of a Ctrl-C: jobs in flight stop (their work is rolled back).
+    pub abort: AtomicBool,
 }
 
 /// What `create` produced.
@@ -259,24 +266,95 @@ impl Builder<'_, '_> {
         )
     }
 
-    /// Is a checkpoint due? (Checkpoints are written with nothing in flight, so the commit
-    /// holds no chunk that no item references.)
+    /// A checkpoint is due by `--checkpoint-interval`, or because the user pressed Ctrl-C.
     fn checkpoint_due(&self) -> bool {
-        self.opts.checkpoint_interval > 0
-            && self.last_checkpoint.elapsed().as_secs() >= self.opts.checkpoint_interval
+        sigint::requested()
+            || (!self.opts.dry_run
+                && self.opts.checkpoint_interval > 0
+                && self.last_checkpoint.elapsed().as_secs() >= self.opts.checkpoint_interval)
     }
 
-    /// Writes `<name>.checkpoint` with the items so far, commits, then forgets it in memory
-    /// (the next checkpoint or the final archive replaces it in the manifest).
-    fn checkpoint(&mut self) -> Result<()> {
-        let cp = format!("{}.checkpoint", self.name);
-        let (id, _) = self.save_meta(&cp)?;
+    /// Adds a part item (`<path>.borg_part_N`) to the archive for good: borg keeps them in
+    /// the final archive, hidden unless `--consider-part-files`. Its chunks get a reference
+    /// of their own, counted in the `*_parts` statistics.
+    fn add_part(&mut self, part: &Item) -> Result<()> {
+        for c in part.chunks.iter().flatten() {
+            self.store.incref(&c.id).ok_or_else(|| {
+                ArchiveError::Other(format!("chunk {} of a part file is not stored", c.id.hex()))
+            })?;
+            self.stats.osize_parts += c.size as u64;
+            self.stats.csize_parts += c.csize as u64;
+        }
+        self.stats.nfiles_parts += 1;
+        self.add_item(part)
+    }
+
+    /// `<name>.checkpoint`, or `.checkpoint.1`, … if a checkpoint of an interrupted run with
+    /// that name is still in the repository (borg's naming).
+    fn checkpoint_name(&self) -> String {
+        (0..)
+            .map(|i| match i {
+                0 => format!("{}.checkpoint", self.name),
+                i => format!("{}.checkpoint.{i}", self.name),
+            })
+            .find(|n| self.manifest.get(n).is_none())
+            .expect("a free name")
+    }
+
+    /// Writes the checkpoint archive: the items so far plus `extra` (items of files finished
+    /// or being read behind the archive's current position, which reference the rest of the
+    /// chunks stored so far), commits, then forgets it in memory (the next checkpoint or the
+    /// final archive replaces it in the manifest).
+    /// After a Ctrl-C, returns `Interrupted` once the checkpoint is committed.
+    fn checkpoint(&mut self, extra: &[Item]) -> Result<()> {
+        let interrupted = sigint::requested();
+        if !self.opts.dry_run {
+            if interrupted {
+                crate::log::info(
+                    "borg.archive",
+                    "checkpoint requested: starting checkpoint creation...",
+                );
+            }
+            self.write_checkpoint(extra)?;
+            if interrupted {
+                crate::log::info(
+                    "borg.archive",
+                    "checkpoint requested: finished checkpoint creation!",
+                );
+            }
+        }
+        if interrupted {
+            return Err(ArchiveError::Interrupted);
+        }
+        Ok(())
+    }
+
+    fn write_checkpoint(&mut self, extra: &[Item]) -> Result<()> {
+        let cp = self.checkpoint_name();
+        let mut items = self.items.clone();
+        let store = self.store;
+        let mut f = |data: &[u8]| -> Result<(ObjectId, u32, u32)> {
+            let (r, _) = store.store(data)?;
+            Ok((r.id, r.size, r.csize))
+        };
+        for it in extra {
+            items.add(it, &mut f)?;
+        }
+        // the archive's own item stream stays as it is (its chunking does not depend on
+        // when checkpoints happened); the copy is flushed into the checkpoint
+        std::mem::swap(&mut self.items, &mut items);
+        let saved = self.save_meta(&cp);
+        std::mem::swap(&mut self.items, &mut items);
+        let (id, _) = saved?;
         self.commit()?;
         self.manifest.archives.remove(cp.as_bytes());
-        // the checkpoint object itself is dropped again (its items stay referenced)
+        // the checkpoint's own objects are dropped again; its items stay referenced
         self.store.decref(&id)?;
+        for c in &items.chunks[self.items.chunks.len()..] {
+            self.store.decref(c)?;
+        }
         self.last_checkpoint = Instant::now();
-        crate::log::info("borg.archive", &format!("checkpoint archive {cp} written"));
+        crate::log::debug("borg.archive", &format!("checkpoint archive {cp} written"));
         Ok(())
     }
 }
@@ -317,6 +395,8 @@ pub fn create(
         files: Mutex::new(files),
         key,
         chunks_in_flight: std::sync::atomic::AtomicUsize::new(0),
+        gate: RwLock::new(()),
+        abort: AtomicBool::new(false),
     };
     let now = Instant::now();
     let mut b = Builder {
@@ -335,7 +415,7 @@ pub fn create(
     };
     let result = (|| -> Result<()> {
         if let Some(src) = stdin {
-            let (item, st) = file::process_stdin(&shared, src)?;
+            let (item, st) = file::process_stdin(&shared, src, &mut b)?;
             reporter.file_status('i', &item.path);
             b.stats += st;
             if !opts.dry_run {
@@ -367,14 +447,14 @@ pub fn create(
                     pipe.submit(scope, shared, job);
                     pipe.emit_ready(&mut b, reporter)?;
                     if b.checkpoint_due() {
-                        pipe.flush(scope, shared);
-                        pipe.drain(&mut b, reporter)?;
-                        b.checkpoint()?;
+                        pipe.checkpoint(&mut b, shared, reporter)?;
                     }
                     if pipe.queue.len() >= MAX_IN_FLIGHT {
                         pipe.flush(scope, shared);
                         while pipe.queue.len() >= MAX_IN_FLIGHT {
-                            pipe.wait_front();
+                            if !pipe.wait_front(&b) {
+                                pipe.checkpoint(&mut b, shared, reporter)?;
+                            }
                             pipe.emit_ready(&mut b, reporter)?;
                         }
                     }
@@ -394,8 +474,12 @@ pub fn create(
             }
             drop(walker);
             pipe.flush(scope, shared);
-            pipe.drain(&mut b, reporter)
+            pipe.drain(&mut b, shared, reporter)
         })?;
+        if sigint::requested() {
+            // Ctrl-C with no checkpoint opportunity since: checkpoint now, then stop
+            b.checkpoint(&[])?;
+        }
         Ok(())
     })();
     if let Err(e) = result {
@@ -454,6 +538,19 @@ struct Slot {
     ready: AtomicBool,
     job: Mutex<Option<Job>>,
     error: Mutex<Option<ArchiveError>>,
+    /// The chunks stored so far, while its file is being read.
+    progress: Mutex<Option<Arc<progress::FileProgress>>>,
+}
+
+impl Slot {
+    fn new(ready: bool, job: Option<Job>) -> Arc<Slot> {
+        Arc::new(Slot {
+            ready: AtomicBool::new(ready),
+            job: Mutex::new(job),
+            error: Mutex::new(None),
+            progress: Mutex::new(None),
+        })
+    }
 }
 
 /// Consecutive small jobs go to one worker task together (fewer task hand-offs and wakeups);
@@ -476,18 +573,10 @@ impl Pipeline {
             JobKind::Status | JobKind::Warning(_) | JobKind::Special { ext_attrs: false }
         );
         if cheap {
-            self.queue.push_back(Arc::new(Slot {
-                ready: AtomicBool::new(true),
-                job: Mutex::new(Some(job)),
-                error: Mutex::new(None),
-            }));
+            self.queue.push_back(Slot::new(true, Some(job)));
             return;
         }
-        let slot = Arc::new(Slot {
-            ready: AtomicBool::new(false),
-            job: Mutex::new(None),
-            error: Mutex::new(None),
-        });
+        let slot = Slot::new(false, None);
         self.queue.push_back(slot.clone());
         let size = match job.kind {
             JobKind::File { size, .. } => size,
@@ -510,7 +599,7 @@ impl Pipeline {
         let done = self.done.clone();
         scope.spawn(move |_| {
             for (mut job, slot) in batch {
-                if let Err(e) = file::process_job(shared, &mut job) {
+                if let Err(e) = file::process_job(shared, &mut job, &slot.progress) {
                     *slot.error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
                 }
                 *slot.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
@@ -519,16 +608,20 @@ impl Pipeline {
         });
     }
 
-    /// Blocks until the oldest job is finished (its batch must have been handed out).
-    fn wait_front(&self) {
+    /// Blocks until the oldest job is finished (its batch must have been handed out): true;
+    /// or until a checkpoint falls due: false.
+    fn wait_front(&self, b: &Builder) -> bool {
         let Some(front) = self.queue.front() else {
-            return;
+            return true;
         };
         let mut g = self.done.lock.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
+        let finished = loop {
             self.done.waiting.store(true, Ordering::SeqCst);
             if front.ready.load(Ordering::SeqCst) {
-                break;
+                break true;
+            }
+            if b.checkpoint_due() {
+                break false;
             }
             g = self
                 .done
@@ -536,17 +629,75 @@ impl Pipeline {
                 .wait_timeout(g, Duration::from_millis(20))
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
-        }
+        };
         self.done.waiting.store(false, Ordering::SeqCst);
+        finished
     }
 
     /// Waits for and emits every job in flight (all batches must have been handed out).
-    fn drain(&mut self, b: &mut Builder, reporter: &dyn Reporter) -> Result<()> {
+    fn drain(&mut self, b: &mut Builder, shared: &Shared, reporter: &dyn Reporter) -> Result<()> {
         while !self.queue.is_empty() {
-            self.wait_front();
+            if !self.wait_front(b) {
+                self.checkpoint(b, shared, reporter)?;
+            }
             self.emit_ready(b, reporter)?;
         }
         Ok(())
+    }
+
+    /// Writes a checkpoint without waiting for the jobs in flight. Under the gate's write
+    /// side no chunk is being stored, and every stored one is either in the item stream, in a
+    /// finished job's item, or in the progress of a file being read. The file at the front
+    /// gets a part item for good (what borg's sequential reader would have written); the
+    /// others are written into this checkpoint only.
+    fn checkpoint(
+        &mut self,
+        b: &mut Builder,
+        shared: &Shared,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        self.emit_ready(b, reporter)?;
+        let _gate = shared.gate.write().unwrap_or_else(|e| e.into_inner());
+        // what finished while the gate was being taken
+        self.emit_ready(b, reporter)?;
+        let mut extra = Vec::new();
+        for (pos, slot) in self.queue.iter().enumerate() {
+            if slot.ready.load(Ordering::Acquire) {
+                let job = slot.job.lock().unwrap_or_else(|e| e.into_inner());
+                let item = job.as_ref().and_then(|job| {
+                    let failed = job.result.as_ref().is_some_and(|r| r.failed);
+                    job.item.as_ref().filter(|_| !failed)
+                });
+                if let Some(item) =
+                    item.filter(|i| i.chunks.as_ref().is_some_and(|c| !c.is_empty()))
+                {
+                    extra.push(item.clone());
+                }
+                continue;
+            }
+            let progress = slot
+                .progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let Some(progress) = progress else {
+                continue;
+            };
+            progress.store_pending(shared.store)?;
+            if pos == 0 {
+                if let Some(part) = progress.part(true) {
+                    b.add_part(&part)?;
+                }
+            } else if let Some(part) = progress.part(false) {
+                extra.push(part);
+            }
+        }
+        let r = b.checkpoint(&extra);
+        if r.is_err() {
+            // committed or not, nothing after this point is kept: jobs in flight stop early
+            shared.abort.store(true, Ordering::SeqCst);
+        }
+        r
     }
 
     /// Emits finished jobs from the front, in order.
@@ -560,8 +711,13 @@ impl Pipeline {
                 return Err(e);
             }
             let job = slot.job.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let progress = slot
+                .progress
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
             if let Some(job) = job {
-                emit(b, job, reporter)?;
+                emit(b, job, progress.as_deref(), reporter)?;
             }
         }
         Ok(())
@@ -569,7 +725,12 @@ impl Pipeline {
 }
 
 /// Reports one finished job and adds its item to the archive.
-fn emit(b: &mut Builder, job: Job, reporter: &dyn Reporter) -> Result<()> {
+fn emit(
+    b: &mut Builder,
+    job: Job,
+    progress: Option<&progress::FileProgress>,
+    reporter: &dyn Reporter,
+) -> Result<()> {
     match &job.kind {
         JobKind::Status => {
             if let Some(s) = job.status {
@@ -609,6 +770,9 @@ fn emit(b: &mut Builder, job: Job, reporter: &dyn Reporter) -> Result<()> {
     }
     b.stats += res.stats;
     if let Some(item) = &job.item {
+        if let Some(last) = progress.and_then(|p| p.last_part(item)) {
+            b.add_part(&last)?;
+        }
         b.add_item(item)?;
         reporter.progress(&b.stats, &job.path);
     }

@@ -538,6 +538,8 @@ pub fn run(a: &CreateArgs, ctx: &Ctx) -> anyhow::Result<()> {
         .into_iter()
         .chain(single_paths.into_iter().flatten())
         .collect();
+    // Ctrl-C: checkpoint, then stop (borg's behaviour); a second one ends us at once
+    let sigint = crate::platform::sigint::install();
     let created = create::create(
         &mut session,
         &mut cache,
@@ -547,7 +549,9 @@ pub fn run(a: &CreateArgs, ctx: &Ctx) -> anyhow::Result<()> {
         &opts,
         &reporter,
         stdin_source,
-    )?;
+    );
+    drop(sigint);
+    let created = created?;
     reporter.finish_progress();
     if let Some(mut c) = child {
         let status = c.wait()?;
