@@ -824,7 +824,11 @@ fn lost_item_metadata_chunk(maker: Maker) {
         "{} items kept",
         ours.len()
     );
-    assert_eq!(ours, their, "items kept by rborg and borg differ");
+    if ours != their {
+        let only_ours: Vec<_> = ours.iter().filter(|x| !their.contains(x)).collect();
+        let only_theirs: Vec<_> = their.iter().filter(|x| !ours.contains(x)).collect();
+        panic!("items kept by rborg and borg differ: only rborg's {only_ours:?}, only borg's {only_theirs:?}");
+    }
     let dest = env.path("x");
     std::fs::create_dir_all(&dest).unwrap();
     env.cwd = dest.clone();

@@ -74,6 +74,8 @@ pub struct ArchiveChecker<'s> {
     superseded: HashSet<ObjectId>,
     /// Stored size of each all-zero replacement chunk used so far.
     zero_csize: IdMap<u32>,
+    /// `--verify-data` already done during the repository check (local repositories).
+    preverified: Option<crate::repo::VerifiedObjects>,
 }
 
 fn err(msg: &str) {
@@ -163,6 +165,20 @@ fn resync_offset(buf: &[u8], item_keys: &[Vec<u8>]) -> std::result::Result<usize
     Err(keep)
 }
 
+/// Decrypts one object and checks it against its id (the manifest has no id to verify).
+pub fn verify_object(key: &crate::crypto::Key, id: &ObjectId, env: Vec<u8>) -> Verified {
+    let r = if *id == ObjectId::MANIFEST {
+        key.open(None, &env)
+            .map(|_| ())
+            .map_err(|e| object_error(&e.into()))
+    } else {
+        open_object(key, id, env, None)
+            .map(|_| ())
+            .map_err(|e| object_error(&e))
+    };
+    r.map_err(|e| (true, e))
+}
+
 impl<'s> ArchiveChecker<'s> {
     pub fn new(s: &'s mut Session, manifest_status: ManifestStatus, repair: bool) -> Self {
         ArchiveChecker {
@@ -173,7 +189,15 @@ impl<'s> ArchiveChecker<'s> {
             refs: IdMap::default(),
             superseded: HashSet::new(),
             zero_csize: IdMap::default(),
+            preverified: None,
         }
+    }
+
+    /// Verification of every object that the repository check already did
+    /// (`LocalRepository::check_verifying`): `--verify-data` then reports it instead of
+    /// reading everything again.
+    pub fn set_preverified(&mut self, v: crate::repo::VerifiedObjects) {
+        self.preverified = Some(v);
     }
 
     /// The session (with the loaded or rebuilt manifest once [`ArchiveChecker::start`] ran).
@@ -201,21 +225,10 @@ impl<'s> ArchiveChecker<'s> {
         Ok(())
     }
 
-    /// Reads, decrypts and verifies one object (the manifest has no id to verify).
+    /// Reads, decrypts and verifies one object.
     fn verify_one(&self, id: &ObjectId) -> Verified {
         let env = self.s.repo.get(id).map_err(|e| (false, e.to_string()))?;
-        let r = if *id == ObjectId::MANIFEST {
-            self.s
-                .key
-                .open(None, &env)
-                .map(|_| ())
-                .map_err(|e| object_error(&e.into()))
-        } else {
-            open_object(&self.s.key, id, env, None)
-                .map(|_| ())
-                .map_err(|e| object_error(&e))
-        };
-        r.map_err(|e| (true, e))
+        verify_object(&self.s.key, id, env)
     }
 
     /// Every known object id, in the order the repository stores them (as borg: reads then
@@ -247,6 +260,35 @@ impl<'s> ArchiveChecker<'s> {
         ids
     }
 
+    /// Reads every object (in disk order) and verifies it, in parallel: how many, and the
+    /// failures.
+    fn verify_all(&self) -> (usize, Vec<(ObjectId, bool, String)>) {
+        let ids = self.ids_in_disk_order();
+        let mut progress = crate::log::ProgressPercent::new(
+            ids.len() as u64,
+            "Verifying data %6.2f%%",
+            "check.verify_data",
+        );
+        let mut failures = Vec::new();
+        let mut done = 0u64;
+        // big batches: each one ends in a barrier where the slowest object holds both workers
+        for batch in ids.chunks(2048) {
+            let results: Vec<(ObjectId, Verified)> = batch
+                .par_iter()
+                .map(|id| (*id, self.verify_one(id)))
+                .collect();
+            for (id, r) in results {
+                if let Err((integrity, e)) = r {
+                    failures.push((id, integrity, e));
+                }
+            }
+            done += batch.len() as u64;
+            progress.show(done);
+        }
+        progress.finish();
+        (ids.len(), failures)
+    }
+
     /// Decrypts every object in parallel and checks it against its id; with repair, objects
     /// that fail twice are deleted (so the files using them get all-zero replacements).
     fn verify_data(&mut self) -> Result<()> {
@@ -254,36 +296,21 @@ impl<'s> ArchiveChecker<'s> {
             LOGGER,
             "Starting cryptographic data integrity verification...",
         );
-        let ids = self.ids_in_disk_order();
-        let total = ids.len() as u64;
-        let mut progress =
-            crate::log::ProgressPercent::new(total, "Verifying data %6.2f%%", "check.verify_data");
+        let (total, failures) = match self.preverified.take() {
+            Some(v) => (v.count, v.failures),
+            None => self.verify_all(),
+        };
         let mut defects = Vec::new();
         let mut messages = Vec::new();
-        let mut errors = 0usize;
-        let mut done = 0u64;
-        // big batches: each one ends in a barrier where the slowest object holds both workers
-        for batch in ids.chunks(2048) {
-            let this = &*self;
-            let results: Vec<(ObjectId, Verified)> = batch
-                .par_iter()
-                .map(|id| (*id, this.verify_one(id)))
-                .collect();
-            for (id, r) in results {
-                if let Err((integrity, e)) = r {
-                    errors += 1;
-                    if integrity {
-                        messages.push(format!("chunk {}, integrity error: {e}", id.hex()));
-                        defects.push(id);
-                    } else {
-                        messages.push(format!("chunk {}: {e}", id.hex()));
-                    }
-                }
+        let errors = failures.len();
+        for (id, integrity, e) in failures {
+            if integrity {
+                messages.push(format!("chunk {}, integrity error: {e}", id.hex()));
+                defects.push(id);
+            } else {
+                messages.push(format!("chunk {}: {e}", id.hex()));
             }
-            done += batch.len() as u64;
-            progress.show(done);
         }
-        progress.finish();
         for m in messages {
             self.report(&m);
         }

@@ -172,6 +172,19 @@ impl Default for OpenOptions {
 /// Result of fetching one object in a batch.
 pub type GetResult = Result<Vec<u8>>;
 
+/// Verifies one object's value while a repository check reads it (`check --verify-data` on a
+/// local repository reads every segment once for both checks): `Err((integrity, message))`
+/// when it does not decrypt to its id.
+pub type ObjectVerifier<'a> =
+    dyn Fn(&ObjectId, Vec<u8>) -> std::result::Result<(), (bool, String)> + Sync + 'a;
+
+/// What an [`ObjectVerifier`] found among the objects the index holds.
+#[derive(Debug, Default)]
+pub struct VerifiedObjects {
+    pub count: usize,
+    pub failures: Vec<(ObjectId, bool, String)>,
+}
+
 /// The storage interface every backend implements.
 pub trait Repository: Send + Sync {
     /// Repository id (from its config).

@@ -2,8 +2,8 @@
 
 use clap::Args;
 
-use crate::archive::check::ArchiveChecker;
-use crate::archive::session::{CheckOpen, Session};
+use crate::archive::check::{verify_object, ArchiveChecker};
+use crate::archive::session::{CheckOpen, ManifestStatus, Session};
 use crate::cli::common::{location, ArchiveFilterOpts, Ctx, Want};
 use crate::cli::exit::{self, CancelledByUser, CommandError};
 use crate::prompt::{self, Question};
@@ -64,26 +64,62 @@ pub fn run(a: &CheckArgs, ctx: &Ctx) -> anyhow::Result<()> {
     }
     let loc = location(a.location.as_deref(), Want::Either, "REPOSITORY_OR_ARCHIVE")?;
     let repo = ctx.repository(&loc, true)?;
+    // `--verify-data` of a local repository: the key is loaded first so that the repository
+    // check verifies every object as it reads the segments (one pass over the data instead
+    // of two). Not when repairing (the index is rebuilt) or if the manifest cannot be read
+    // before the repository check.
+    let fused = a.verify_data && !a.repair && !a.archives_only && repo.as_local().is_some();
+    let mut preverified = None;
+    let mut opened = None;
+    let repo = if fused {
+        match Session::for_check(repo, &loc.without_archive()) {
+            Ok(CheckOpen::Ready(s, status)) if matches!(status, ManifestStatus::Ok) => {
+                let local = s.repo.as_local().expect("local");
+                let key = &s.key;
+                let verify = |id: &crate::repo::ObjectId, env: Vec<u8>| verify_object(key, id, env);
+                let (ok, v) = local.check_verifying(&verify)?;
+                if !ok {
+                    exit::set_ec(exit::EXIT_WARNING);
+                    return Ok(());
+                }
+                preverified = Some(v);
+                opened = Some((s, status));
+                None
+            }
+            _ => Some(ctx.repository(&loc, true)?),
+        }
+    } else {
+        Some(repo)
+    };
     // like borg: a failed repository check ends the command (the archive check would run on
     // an index that does not match the segments)
-    if !a.archives_only && !repo.check(a.repair, a.max_duration)? {
-        exit::set_ec(exit::EXIT_WARNING);
-        return Ok(());
+    if let Some(repo) = &repo {
+        if !a.archives_only && !repo.check(a.repair, a.max_duration)? {
+            exit::set_ec(exit::EXIT_WARNING);
+            return Ok(());
+        }
     }
     let mut ok = true;
     if !a.repo_only {
-        let (mut session, status) = match Session::for_check(repo, &loc.without_archive())? {
-            CheckOpen::Ready(s, status) => (s, status),
-            CheckOpen::Empty => {
-                crate::log::error(
-                    "borg.archive",
-                    "Repository contains no apparent data at all, cannot continue check/repair.",
-                );
-                exit::set_ec(exit::EXIT_WARNING);
-                return Ok(());
-            }
+        let (mut session, status) = match (opened, repo) {
+            (Some(o), _) => o,
+            (None, Some(repo)) => match Session::for_check(repo, &loc.without_archive())? {
+                CheckOpen::Ready(s, status) => (s, status),
+                CheckOpen::Empty => {
+                    crate::log::error(
+                        "borg.archive",
+                        "Repository contains no apparent data at all, cannot continue check/repair.",
+                    );
+                    exit::set_ec(exit::EXIT_WARNING);
+                    return Ok(());
+                }
+            },
+            (None, None) => unreachable!("a repository or an opened session"),
         };
         let mut checker = ArchiveChecker::new(&mut session, status, a.repair);
+        if let Some(v) = preverified {
+            checker.set_preverified(v);
+        }
         if checker.start(a.verify_data)? {
             let archives = if let Some(name) = &loc.archive {
                 Some(vec![name.as_bytes().to_vec()])

@@ -2,20 +2,75 @@
 //! compare it with the committed one; `--repair` salvages damaged segments and rewrites the
 //! index. Partial checks (`--max-duration`) resume at `last_segment_checked`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use super::config::SECTION;
 use super::segment::ReadMode;
 use super::{update_index, Inner, LocalRepository, Txn, LOGGER};
 use crate::repo::local::hints::Hints;
-use crate::repo::{RepoError, Result};
+use crate::repo::{ObjectId, ObjectVerifier, RepoError, Result, VerifiedObjects};
+
+/// Values waiting for a verifying worker are bounded by this; beyond it the reading thread
+/// verifies itself (memory stays bounded, no thread waits for another).
+const VERIFY_IN_FLIGHT: usize = 32 << 20;
+/// Values handed to a worker together.
+const VERIFY_BATCH: usize = 4 << 20;
+
+type Failure = (ObjectId, u32, u32, bool, String);
+
+/// Verifies values handed over by the segment reader on the rayon pool.
+struct Verifying<'v> {
+    verify: &'v ObjectVerifier<'v>,
+    failures: Mutex<Vec<Failure>>,
+    in_flight: AtomicUsize,
+}
+
+impl Verifying<'_> {
+    fn run(&self, batch: Vec<(ObjectId, u32, u32, Vec<u8>)>) {
+        for (id, seg, off, data) in batch {
+            if let Err((integrity, msg)) = (self.verify)(&id, data) {
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((id, seg, off, integrity, msg));
+            }
+        }
+    }
+
+    fn dispatch<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        batch: &mut Vec<(ObjectId, u32, u32, Vec<u8>)>,
+        bytes: &mut usize,
+    ) {
+        let batch = std::mem::take(batch);
+        let n = std::mem::take(bytes);
+        if self.in_flight.load(Ordering::Acquire) >= VERIFY_IN_FLIGHT {
+            self.run(batch);
+            return;
+        }
+        self.in_flight.fetch_add(n, Ordering::AcqRel);
+        scope.spawn(move |_| {
+            self.run(batch);
+            self.in_flight.fetch_sub(n, Ordering::AcqRel);
+        });
+    }
+}
 
 pub(super) fn check(
     repo: &LocalRepository,
     inner: &mut Inner,
     repair: bool,
     max_duration: u64,
-) -> Result<bool> {
+    verify: Option<&ObjectVerifier>,
+) -> Result<(bool, Option<VerifiedObjects>)> {
+    let verifying = verify.map(|verify| Verifying {
+        verify,
+        failures: Mutex::new(Vec::new()),
+        in_flight: AtomicUsize::new(0),
+    });
     if repo.append_only && repair {
         return Err(RepoError::AppendOnly(repo.path.display().to_string()));
     }
@@ -44,7 +99,7 @@ pub(super) fn check(
     }
     let Some(tid) = tid else {
         report("This repository contains no valid data.".into());
-        return Ok(false);
+        return Ok((false, None));
     };
     if repair {
         repo.ensure_exclusive(inner)?;
@@ -84,62 +139,86 @@ pub(super) fn check(
     );
     let mut completed = true;
     let mut last_seg: i64 = -1;
-    for (i, &seg) in segs.iter().enumerate() {
-        progress.show(i as u64);
-        last_seg = seg as i64;
-        if (seg as i64) <= last_checked || seg > tid {
-            continue;
-        }
-        let mut entries = Vec::new();
-        let mut damaged = false;
-        match inner.io.iter_objects(seg, 0, ReadMode::Verify) {
-            Ok(iter) => {
-                for e in iter {
-                    match e {
-                        Ok(e) => entries.push(e),
-                        Err(err) => {
-                            report(format!(
-                                "{err} [file {}]",
-                                inner.io.segment_filename(seg).display()
-                            ));
-                            damaged = true;
-                            break;
+    let read_mode = if verifying.is_some() {
+        ReadMode::WithData
+    } else {
+        ReadMode::Verify
+    };
+    // with a verifier, the rayon pool verifies values while this thread reads on
+    let verifier = verifying.as_ref();
+    rayon::in_place_scope(|scope| -> Result<()> {
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0usize;
+        for (i, &seg) in segs.iter().enumerate() {
+            progress.show(i as u64);
+            last_seg = seg as i64;
+            if (seg as i64) <= last_checked || seg > tid {
+                continue;
+            }
+            let mut entries = Vec::new();
+            let mut damaged = false;
+            match inner.io.iter_objects(seg, 0, read_mode) {
+                Ok(iter) => {
+                    for e in iter {
+                        match e {
+                            Ok(mut e) => {
+                                if let (Some(v), Some(data)) = (verifier, e.data.take()) {
+                                    batch_bytes += data.len();
+                                    batch.push((e.key, seg, e.offset, data));
+                                    if batch_bytes >= VERIFY_BATCH {
+                                        v.dispatch(scope, &mut batch, &mut batch_bytes);
+                                    }
+                                }
+                                entries.push(e)
+                            }
+                            Err(err) => {
+                                report(format!(
+                                    "{err} [file {}]",
+                                    inner.io.segment_filename(seg).display()
+                                ));
+                                damaged = true;
+                                break;
+                            }
                         }
                     }
                 }
+                Err(err) => {
+                    report(err.to_string());
+                    damaged = true;
+                }
             }
-            Err(err) => {
-                report(err.to_string());
-                damaged = true;
+            if damaged {
+                entries.clear();
+                if repair {
+                    inner.io.recover_segment(seg)?;
+                    entries = inner
+                        .io
+                        .iter_objects(seg, 0, ReadMode::Verify)?
+                        .collect::<Result<Vec<_>>>()?;
+                }
+            }
+            if !partial {
+                let mut rep = |m: String| report(m);
+                update_index(inner, seg, &entries, Some(&mut rep))?;
+            }
+            if partial && start.elapsed().as_secs() >= max_duration {
+                crate::log::info(
+                    LOGGER,
+                    &format!("finished partial segment check, last segment checked is {seg}"),
+                );
+                cfg.ini
+                    .set(SECTION, "last_segment_checked", seg.to_string());
+                cfg.save(&repo.path)?;
+                inner.config = cfg.clone();
+                completed = false;
+                break;
             }
         }
-        if damaged {
-            entries.clear();
-            if repair {
-                inner.io.recover_segment(seg)?;
-                entries = inner
-                    .io
-                    .iter_objects(seg, 0, ReadMode::Verify)?
-                    .collect::<Result<Vec<_>>>()?;
-            }
+        if let Some(v) = verifier {
+            v.dispatch(scope, &mut batch, &mut batch_bytes);
         }
-        if !partial {
-            let mut rep = |m: String| report(m);
-            update_index(inner, seg, &entries, Some(&mut rep))?;
-        }
-        if partial && start.elapsed().as_secs() >= max_duration {
-            crate::log::info(
-                LOGGER,
-                &format!("finished partial segment check, last segment checked is {seg}"),
-            );
-            cfg.ini
-                .set(SECTION, "last_segment_checked", seg.to_string());
-            cfg.save(&repo.path)?;
-            inner.config = cfg.clone();
-            completed = false;
-            break;
-        }
-    }
+        Ok(())
+    })?;
     if completed {
         crate::log::info(
             LOGGER,
@@ -156,6 +235,20 @@ pub(super) fn check(
         inner.io.next_segment = tid + 1;
         inner.io.write_commit(false)?;
     }
+    // verification outcome of the objects the rebuilt index holds (values of superseded or
+    // damaged entries do not count)
+    let verified = verifying.map(|v| {
+        let index = inner.index.as_ref().expect("index");
+        let failures = v.failures.into_inner().unwrap_or_else(|e| e.into_inner());
+        VerifiedObjects {
+            count: index.len(),
+            failures: failures
+                .into_iter()
+                .filter(|(id, seg, off, _, _)| index.get(id) == Some(&(*seg, *off)))
+                .map(|(id, _, _, integrity, msg)| (id, integrity, msg))
+                .collect(),
+        }
+    });
     if !partial {
         crate::log::info(LOGGER, "Starting repository index check");
         let rebuilt = inner.index.as_ref().expect("index");
@@ -225,5 +318,5 @@ pub(super) fn check(
             &format!("Finished {mode} repository check, no problems found."),
         );
     }
-    Ok(!found || repair)
+    Ok((!found || repair, verified))
 }

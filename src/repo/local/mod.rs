@@ -92,6 +92,17 @@ fn free_space(path: &Path) -> Option<u64> {
 }
 
 impl LocalRepository {
+    /// A full repository check (no repair) that also hands every object's value to `verify`
+    /// as the segments are read, in parallel with reading.
+    pub fn check_verifying(
+        &self,
+        verify: &crate::repo::ObjectVerifier,
+    ) -> Result<(bool, crate::repo::VerifiedObjects)> {
+        let mut inner = self.inner();
+        let (ok, v) = check::check(self, &mut inner, false, 0, Some(verify))?;
+        Ok((ok, v.unwrap_or_default()))
+    }
+
     /// Creates an empty repository (borg init's repository part).
     pub fn create(
         path: &Path,
@@ -976,7 +987,7 @@ impl Repository for LocalRepository {
 
     fn check(&self, repair: bool, max_duration: u64) -> Result<bool> {
         let mut inner = self.inner();
-        check::check(self, &mut inner, repair, max_duration)
+        check::check(self, &mut inner, repair, max_duration, None).map(|(ok, _)| ok)
     }
 
     fn destroy(&self) -> Result<()> {

@@ -744,29 +744,43 @@ impl SegmentIter {
                 .map_err(|e| integrity(format!("seek error in segment {seg}: {e}")))?;
             None
         } else {
-            self.buf.resize(body_len, 0);
-            let n = read_up_to(&mut self.r, &mut self.buf).map_err(|e| {
-                integrity(format!(
-                    "Segment entry data read error [segment {seg}, offset {off}]: {e}"
-                ))
-            })?;
-            if n < body_len {
+            // the key, then the value: a PUT's value read with data goes straight into its
+            // own buffer (no second copy)
+            let key_len = if tag == TAG_COMMIT { 0 } else { 32 };
+            let with_data = self.mode == ReadMode::WithData && tag == TAG_PUT;
+            let mut value = if with_data {
+                Vec::new()
+            } else {
+                std::mem::take(&mut self.buf)
+            };
+            value.resize(body_len - key_len, 0);
+            let got = read_up_to(&mut self.r, &mut key.0[..key_len])
+                .and_then(|k| Ok(k + read_up_to(&mut self.r, &mut value)?))
+                .map_err(|e| {
+                    integrity(format!(
+                        "Segment entry data read error [segment {seg}, offset {off}]: {e}"
+                    ))
+                })?;
+            if got < body_len {
                 return Err(integrity(format!(
-                    "Segment entry data short read [segment {seg}, offset {off}]: expected {body_len}, got {n} bytes"
+                    "Segment entry data short read [segment {seg}, offset {off}]: expected {body_len}, got {got} bytes"
                 )));
             }
             let mut h = crc32fast::Hasher::new();
             h.update(&header[4..]);
-            h.update(&self.buf);
+            h.update(&key.0[..key_len]);
+            h.update(&value);
             if h.finalize() != crc {
                 return Err(integrity(format!(
                     "Segment entry checksum mismatch [segment {seg}, offset {off}]"
                 )));
             }
-            if tag != TAG_COMMIT {
-                key.0.copy_from_slice(&self.buf[..32]);
+            if with_data {
+                Some(value)
+            } else {
+                self.buf = value;
+                None
             }
-            (self.mode == ReadMode::WithData && tag == TAG_PUT).then(|| self.buf[32..].to_vec())
         };
         self.offset += size as u64;
         Ok(Some(Entry {
