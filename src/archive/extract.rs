@@ -55,6 +55,22 @@ fn errtext(e: &std::io::Error, path: &[u8]) -> String {
 /// Plaintext bytes fetched and decrypted together while writing one file.
 const BATCH_BYTES: u64 = 8 << 20;
 
+/// The next batch of ~8 MiB of plaintext (decrypted in parallel, yet bounded memory per file).
+fn next_batch<'c>(rest: &mut &'c [ChunkRef]) -> Option<&'c [ChunkRef]> {
+    if rest.is_empty() {
+        return None;
+    }
+    let mut n = 0;
+    let mut bytes = 0u64;
+    while n < rest.len() && (n == 0 || bytes < BATCH_BYTES) {
+        bytes += rest[n].size as u64;
+        n += 1;
+    }
+    let (batch, tail) = rest.split_at(n);
+    *rest = tail;
+    Some(batch)
+}
+
 /// Resolves directories below the target without following symlinks.
 pub struct SafeRoot {
     root: OwnedFd,
@@ -293,33 +309,41 @@ impl<'a> Extractor<'a> {
             .collect()
     }
 
-    /// Streams a file's content to `out` in batches (bounded memory for big files).
+    /// Streams a file's content to `out` in batches (bounded memory for big files); the next
+    /// batch is fetched and decrypted by the pool while this thread writes the current one.
     fn write_content(
         &self,
         chunks: &[ChunkRef],
         out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<std::result::Result<u64, std::io::Error>> {
         let mut total = 0u64;
-        // batches of ~8 MiB: decrypted in parallel, yet bounded memory per file
         let mut rest = chunks;
-        while !rest.is_empty() {
-            let mut n = 0;
-            let mut bytes = 0u64;
-            while n < rest.len() && (n == 0 || bytes < BATCH_BYTES) {
-                bytes += rest[n].size as u64;
-                n += 1;
-            }
-            let (batch, tail) = rest.split_at(n);
-            rest = tail;
-            let data = self.fetch_chunks(batch)?;
-            for d in data {
-                total += d.len() as u64;
-                if let Err(e) = out(&d) {
-                    return Ok(Err(e));
+        let Some(first) = next_batch(&mut rest) else {
+            return Ok(Ok(0));
+        };
+        let mut data = self.fetch_chunks(first)?;
+        loop {
+            let batch = next_batch(&mut rest);
+            let mut fetched = None;
+            let written = rayon::in_place_scope(|s| {
+                if let Some(b) = batch {
+                    let fetched = &mut fetched;
+                    s.spawn(move |_| *fetched = Some(self.fetch_chunks(b)));
                 }
+                for d in &data {
+                    out(d)?;
+                    total += d.len() as u64;
+                }
+                Ok(())
+            });
+            if let Err(e) = written {
+                return Ok(Err(e));
+            }
+            match fetched {
+                Some(next) => data = next?,
+                None => return Ok(Ok(total)),
             }
         }
-        Ok(Ok(total))
     }
 
     /// Chunks of a regular-file item (its own, or its master's for a slave).
