@@ -53,9 +53,9 @@ fn errtext(e: &std::io::Error, path: &[u8]) -> String {
 }
 
 /// Plaintext bytes fetched and decrypted together while writing one file.
-const BATCH_BYTES: u64 = 8 << 20;
+const BATCH_BYTES: u64 = 4 << 20;
 
-/// The next batch of ~8 MiB of plaintext (decrypted in parallel, yet bounded memory per file).
+/// The next batch of ~4 MiB of plaintext (decrypted in parallel, yet bounded memory per file).
 fn next_batch<'c>(rest: &mut &'c [ChunkRef]) -> Option<&'c [ChunkRef]> {
     if rest.is_empty() {
         return None;

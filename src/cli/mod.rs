@@ -120,6 +120,10 @@ pub fn tune_allocator(profile: HeapProfile) {
             HeapProfile::Reader => {
                 libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
                 libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
+                // one arena: chunk buffers allocated on one worker and freed on another would
+                // otherwise stay cached in several arenas (extract, none/none: peak RSS 80 ->
+                // 61 MiB, same speed; the per-thread caches keep small allocations lock-free)
+                libc::mallopt(libc::M_ARENA_MAX, 1);
             }
         }
     }

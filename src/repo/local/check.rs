@@ -14,9 +14,9 @@ use crate::repo::{ObjectId, ObjectVerifier, RepoError, Result, VerifiedObjects};
 
 /// Values waiting for a verifying worker are bounded by this; beyond it the reading thread
 /// verifies itself (memory stays bounded, no thread waits for another).
-const VERIFY_IN_FLIGHT: usize = 32 << 20;
+const VERIFY_IN_FLIGHT: usize = 12 << 20;
 /// Values handed to a worker together.
-const VERIFY_BATCH: usize = 4 << 20;
+const VERIFY_BATCH: usize = 2 << 20;
 
 type Failure = (ObjectId, u32, u32, bool, String);
 
