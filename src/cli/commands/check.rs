@@ -72,7 +72,8 @@ pub fn run(a: &CheckArgs, ctx: &Ctx) -> anyhow::Result<()> {
     let mut preverified = None;
     let mut opened = None;
     let repo = if fused {
-        match Session::for_check(repo, &loc.without_archive()) {
+        let early = Session::for_check(repo, &loc.without_archive());
+        match early {
             Ok(CheckOpen::Ready(s, status)) if matches!(status, ManifestStatus::Ok) => {
                 let local = s.repo.as_local().expect("local");
                 let key = &s.key;
@@ -86,7 +87,11 @@ pub fn run(a: &CheckArgs, ctx: &Ctx) -> anyhow::Result<()> {
                 opened = Some((s, status));
                 None
             }
-            _ => Some(ctx.repository(&loc, true)?),
+            other => {
+                // release the repository (and its lock) before opening it again
+                drop(other);
+                Some(ctx.repository(&loc, true)?)
+            }
         }
     } else {
         Some(repo)
