@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use common::*;
 
 /// Writes `pieces` into a file one after another with pauses between them (a slow producer).
-fn slow_writer_script(env: &Env, pieces: &[Vec<u8>], pause: &str, then_sleep: bool) -> String {
+/// The file `started` appears once the third piece has been taken by the reader (a pipe holds
+/// far less than a piece, so the reader is then inside `create`).
+fn slow_writer_script(env: &Env, pieces: &[Vec<u8>], pause: &str) -> String {
     let mut script = String::new();
     for (i, p) in pieces.iter().enumerate() {
         let f = env.path(&format!("piece{i}"));
@@ -22,10 +24,9 @@ fn slow_writer_script(env: &Env, pieces: &[Vec<u8>], pause: &str, then_sleep: bo
             script.push_str(&format!("sleep {pause}; "));
         }
         script.push_str(&format!("cat {}; ", f.display()));
-    }
-    if then_sleep {
-        // keep the stream open (nothing more arrives) until killed
-        script.push_str("exec sleep 120");
+        if i == 2 {
+            script.push_str(&format!("touch {}; ", env.path("started").display()));
+        }
     }
     script
 }
@@ -47,7 +48,7 @@ fn slow_stream_gets_part_files_borg_reads() {
     env.rborg(&["init", "-e", "repokey-blake2", &repo]).ok();
     let pieces: Vec<Vec<u8>> = (0..5).map(|i| noise(3_000_000, 100 + i)).collect();
     let whole: Vec<u8> = pieces.concat();
-    let script = slow_writer_script(&env, &pieces, "0.6", false);
+    let script = slow_writer_script(&env, &pieces, "0.6");
     env.rborg(&[
         "create",
         "--checkpoint-interval",
@@ -268,7 +269,7 @@ fn ctrl_c_writes_a_checkpoint_and_stops() {
     let repo = env.p("repo");
     env.rborg(&["init", "-e", "repokey", &repo]).ok();
     let pieces: Vec<Vec<u8>> = (0..20).map(|i| noise(1_000_000, 300 + i)).collect();
-    let script = slow_writer_script(&env, &pieces, "0.3", false);
+    let script = slow_writer_script(&env, &pieces, "0.3");
     let log = env.path("create.log");
     let mut child = env.spawn_logged(
         &rborg_bin(),
@@ -285,7 +286,15 @@ fn ctrl_c_writes_a_checkpoint_and_stops() {
         ],
         &log,
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // Ctrl-C once rborg is reading (and so has its handler); a checkpoint is due right away
+    let t0 = Instant::now();
+    while !env.path("started").exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the stream never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     let status = child.wait().unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
