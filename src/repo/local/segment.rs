@@ -748,14 +748,22 @@ impl SegmentIter {
             // own buffer (no second copy)
             let key_len = if tag == TAG_COMMIT { 0 } else { 32 };
             let with_data = self.mode == ReadMode::WithData && tag == TAG_PUT;
+            let value_len = body_len - key_len;
             let mut value = if with_data {
-                Vec::new()
+                // read into spare capacity: no zero fill of memory about to be overwritten
+                Vec::with_capacity(value_len)
             } else {
-                std::mem::take(&mut self.buf)
+                let mut b = std::mem::take(&mut self.buf);
+                b.clear();
+                b
             };
-            value.resize(body_len - key_len, 0);
             let got = read_up_to(&mut self.r, &mut key.0[..key_len])
-                .and_then(|k| Ok(k + read_up_to(&mut self.r, &mut value)?))
+                .and_then(|k| {
+                    let n = (&mut self.r)
+                        .take(value_len as u64)
+                        .read_to_end(&mut value)?;
+                    Ok(k + n)
+                })
                 .map_err(|e| {
                     integrity(format!(
                         "Segment entry data read error [segment {seg}, offset {off}]: {e}"
