@@ -445,32 +445,40 @@ fn read_and_store(
     stats: &mut Stats,
     progress: &FileProgress,
 ) -> std::result::Result<Vec<ChunkRef>, ReadError> {
-    let gate = &shared.gate;
     let meta = f.metadata();
     let len = meta.as_ref().map(|m| m.len()).unwrap_or(0);
     // a special file (--read-special) is streamed: its size says nothing about its content
     let regular = meta.map(|m| m.is_file()).unwrap_or(false);
-    if regular && len <= WHOLE_READ {
-        let mut data = Vec::with_capacity(len as usize + 1);
-        f.read_to_end(&mut data).map_err(ReadError::Io)?;
-        for c in shared.chunker.chunks(&data) {
-            if shared.abort.load(std::sync::atomic::Ordering::Relaxed) {
-                return Err(ReadError::Store(crate::archive::ArchiveError::Interrupted));
-            }
-            let _g = gate.read().unwrap_or_else(|e| e.into_inner());
-            let (r, new) = shared.store.store(c).map_err(ReadError::Store)?;
-            progress.push_stored(r, new);
-        }
-        let (out, new_bytes) = progress.finish().map_err(ReadError::Store)?;
-        stats.usize += new_bytes;
-        return Ok(out);
-    }
-    let read = read_big(shared, &mut f, progress);
+    let read = if regular && len <= WHOLE_READ {
+        read_whole(shared, &mut f, len, progress)
+    } else {
+        read_big(shared, &mut f, progress)
+    };
     // a repository error outweighs a read error
     let (out, new_bytes) = progress.finish().map_err(ReadError::Store)?;
     read?;
     stats.usize += new_bytes;
     Ok(out)
+}
+
+/// Small file: read in one go, chunked and stored in memory.
+fn read_whole(
+    shared: &Shared,
+    f: &mut File,
+    len: u64,
+    progress: &FileProgress,
+) -> std::result::Result<(), ReadError> {
+    let mut data = Vec::with_capacity(len as usize + 1);
+    f.read_to_end(&mut data).map_err(ReadError::Io)?;
+    for c in shared.chunker.chunks(&data) {
+        if shared.abort.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ReadError::Store(crate::archive::ArchiveError::Interrupted));
+        }
+        let _g = shared.gate.read().unwrap_or_else(|e| e.into_inner());
+        let (r, new) = shared.store.store(c).map_err(ReadError::Store)?;
+        progress.push_stored(r, new);
+    }
+    Ok(())
 }
 
 /// Large file: sequential chunking, parallel storing. At most one chunk per worker (over all
