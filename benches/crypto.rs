@@ -1,5 +1,6 @@
 //! Crypto throughput: chunk id hashes (HMAC-SHA256, keyed BLAKE2b-256) and envelope
-//! seal/open (AES-256-CTR + HMAC-SHA256 and + BLAKE2b MAC) on 1 MiB and 64 KiB payloads.
+//! seal/open (AES-256-CTR + HMAC-SHA256 and + BLAKE2b MAC) on 1 MiB and 64 KiB payloads, and
+//! SHA-256 over many messages (sequential vs two interleaved lanes).
 //!
 //! `cargo bench --bench crypto` (criterion; `harness = false`).
 
@@ -62,5 +63,25 @@ fn bench_envelope(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_id, bench_envelope);
+/// SHA-256 of eight 256 KiB messages: one after the other, and two lanes interleaved.
+fn bench_sha256_lanes(c: &mut Criterion) {
+    use rborg_simd::sha256::{finish_many_with, Midstate, Sha256Impl};
+    let mut g = c.benchmark_group("sha256_many");
+    g.sample_size(20);
+    let data: Vec<Vec<u8>> = (0..8).map(|_| payload(256 << 10)).collect();
+    let msgs: Vec<&[u8]> = data.iter().map(|m| m.as_slice()).collect();
+    g.throughput(Throughput::Bytes(8 * (256 << 10)));
+    for imp in [Sha256Impl::Sequential, Sha256Impl::ShaNiX2] {
+        if !imp.is_available() {
+            continue;
+        }
+        let mut out = [[0u8; 32]; 8];
+        g.bench_function(format!("{imp:?}"), |b| {
+            b.iter(|| finish_many_with(imp, &Midstate::default(), black_box(&msgs), &mut out))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_id, bench_envelope, bench_sha256_lanes);
 criterion_main!(benches);

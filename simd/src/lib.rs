@@ -2,6 +2,7 @@
 //!
 //! * [`buzhash`] — find the first position whose rolling-hash window matches a mask.
 //! * [`zero`] — all-zero detection.
+//! * [`sha256`] — SHA-256 of many messages, two interleaved per core.
 //!
 //! Every kernel has a simple scalar reference and one or more fast paths. [`Backend`] names a
 //! path; [`Backend::auto`] picks one at run time (CPU feature detection, overridable with the
@@ -9,6 +10,7 @@
 //! identical results; the property tests check that.
 
 pub mod buzhash;
+pub mod sha256;
 pub mod zero;
 
 use std::sync::OnceLock;

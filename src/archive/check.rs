@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::item::{ChunkRef, Item};
 use super::itemstream::ItemWriter;
 use super::manifest::{ArchiveEntry, Manifest, ITEM_KEYS};
-use super::meta::{open_object, ArchiveMeta};
+use super::meta::{open_object, verify_objects_with, ArchiveMeta};
 use super::session::{object_error, ManifestStatus, Session};
 use super::Result;
 use crate::compress::Compression;
@@ -165,18 +165,36 @@ fn resync_offset(buf: &[u8], item_keys: &[Vec<u8>]) -> std::result::Result<usize
     Err(keep)
 }
 
-/// Decrypts one object and checks it against its id (the manifest has no id to verify).
-pub fn verify_object(key: &crate::crypto::Key, id: &ObjectId, env: Vec<u8>) -> Verified {
-    let r = if *id == ObjectId::MANIFEST {
-        key.open(None, &env)
-            .map(|_| ())
-            .map_err(|e| object_error(&e.into()))
-    } else {
-        open_object(key, id, env, None)
-            .map(|_| ())
-            .map_err(|e| object_error(&e))
-    };
-    r.map_err(|e| (true, e))
+/// Decrypts objects and checks each against its id (the manifest has no id to verify),
+/// taking them from `objs` one at a time as the hash lanes free up; `verdict(i, result)`
+/// for the i-th object taken, in any order.
+pub fn verify_objects(
+    key: &crate::crypto::Key,
+    objs: &mut dyn Iterator<Item = (ObjectId, Vec<u8>)>,
+    verdict: &mut dyn FnMut(usize, Verified),
+) {
+    // a segment scan may hand over several (older) manifests: verified here, the rest in lanes
+    let mut manifests = Vec::new();
+    let numbers = std::cell::RefCell::new(Vec::new());
+    let mut taken = 0usize;
+    let rest = objs.filter_map(|(id, env)| {
+        let i = taken;
+        taken += 1;
+        if id == ObjectId::MANIFEST {
+            let r = key.open(None, &env).map(|_| ());
+            manifests.push((i, r.map_err(|e| (true, object_error(&e.into())))));
+            None
+        } else {
+            numbers.borrow_mut().push(i);
+            Some((id, env))
+        }
+    });
+    verify_objects_with(key, rest, |j, r| {
+        verdict(numbers.borrow()[j], r.map_err(|e| (true, object_error(&e))));
+    });
+    for (i, r) in manifests {
+        verdict(i, r);
+    }
 }
 
 impl<'s> ArchiveChecker<'s> {
@@ -225,10 +243,23 @@ impl<'s> ArchiveChecker<'s> {
         Ok(())
     }
 
-    /// Reads, decrypts and verifies one object.
-    fn verify_one(&self, id: &ObjectId) -> Verified {
-        let env = self.s.repo.get(id).map_err(|e| (false, e.to_string()))?;
-        verify_object(&self.s.key, id, env)
+    /// Reads, decrypts and verifies a few objects.
+    fn verify_some(&self, ids: &[ObjectId]) -> Vec<(ObjectId, Verified)> {
+        let mut read = Vec::with_capacity(ids.len());
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.s.repo.get(id) {
+                Ok(env) => read.push((*id, env)),
+                Err(e) => out.push((*id, Err((false, e.to_string())))),
+            }
+        }
+        let read_ids: Vec<ObjectId> = read.iter().map(|(id, _)| *id).collect();
+        let mut verdicts: Vec<Verified> = read_ids.iter().map(|_| Ok(())).collect();
+        verify_objects(&self.s.key, &mut read.into_iter(), &mut |i, r| {
+            verdicts[i] = r
+        });
+        out.extend(read_ids.into_iter().zip(verdicts));
+        out
     }
 
     /// Every known object id, in the order the repository stores them (as borg: reads then
@@ -274,8 +305,8 @@ impl<'s> ArchiveChecker<'s> {
         // big batches: each one ends in a barrier where the slowest object holds both workers
         for batch in ids.chunks(2048) {
             let results: Vec<(ObjectId, Verified)> = batch
-                .par_iter()
-                .map(|id| (*id, self.verify_one(id)))
+                .par_chunks(8)
+                .flat_map_iter(|ids| self.verify_some(ids))
                 .collect();
             for (id, r) in results {
                 if let Err((integrity, e)) = r {
@@ -318,7 +349,7 @@ impl<'s> ArchiveChecker<'s> {
             if self.repair {
                 crate::log::warning(LOGGER, "Found defect chunks. They will be deleted now, so affected files can get repaired now and maybe healed later.");
                 for id in &defects {
-                    if self.verify_one(id).is_ok() {
+                    if self.verify_some(std::slice::from_ref(id))[0].1.is_ok() {
                         crate::log::warning(
                             LOGGER,
                             &format!("chunk {} not deleted, did not consistently fail.", id.hex()),

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::item::{ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG};
-use super::meta::open_object;
+use super::meta::open_objects;
 use super::{ArchiveError, Result};
 use crate::crypto::Key;
 use crate::repo::Repository;
@@ -298,15 +298,98 @@ impl<'a> Extractor<'a> {
 
     /// Fetches and verifies a file's chunks (decryption and decompression in parallel).
     pub fn fetch_chunks(&self, chunks: &[ChunkRef]) -> Result<Vec<Vec<u8>>> {
-        let envs: Vec<_> = self
-            .repo
-            .get_many(chunks.iter().map(|c| c.id).collect())
+        // groups of at least two: each group's hashes run two messages per core
+        self.fetch_grouped(
+            chunks,
+            2.max(chunks.len().div_ceil(rayon::current_num_threads())),
+        )
+    }
+
+    /// Fetches and verifies chunks in groups of `per`, the groups in parallel.
+    fn fetch_grouped(&self, chunks: &[ChunkRef], per: usize) -> Result<Vec<Vec<u8>>> {
+        let mut envs = self.repo.get_many(chunks.iter().map(|c| c.id).collect());
+        let groups = chunks
+            .chunks(per)
+            .map(|g| {
+                g.iter()
+                    .map(|c| {
+                        let env = envs.next().expect("one result per id")?;
+                        Ok((c.id, env, Some(c.size as usize)))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let opened: Vec<Vec<Result<Vec<u8>>>> = groups
+            .into_par_iter()
+            .map(|g| open_objects(self.key, g))
             .collect();
-        chunks
-            .par_iter()
-            .zip(envs.into_par_iter())
-            .map(|(c, env)| open_object(self.key, &c.id, env?, Some(c.size as usize)))
-            .collect()
+        opened.into_iter().flatten().collect()
+    }
+
+    /// Writes a file of several batches with every pool thread: each takes the next batch,
+    /// fetches and decrypts it and writes it at its offset. The page allocations of a new file
+    /// (the larger part of extracting to a memory file system) then run on all cores instead
+    /// of one. Returns the size written, or `None` without writing anything more when a
+    /// chunk's plaintext is not the size its reference says (offsets are unknown: the caller
+    /// writes such a file in order).
+    fn write_positional(
+        &self,
+        f: &std::fs::File,
+        chunks: &[ChunkRef],
+        sparse: bool,
+    ) -> Result<std::result::Result<Option<u64>, std::io::Error>> {
+        use std::os::unix::fs::FileExt;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let mut batches = Vec::new();
+        let mut rest = chunks;
+        let mut offset = 0u64;
+        while let Some(b) = next_batch(&mut rest) {
+            batches.push((b, offset));
+            offset += b.iter().map(|c| c.size as u64).sum::<u64>();
+        }
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let outcome: Mutex<Result<std::result::Result<Option<u64>, std::io::Error>>> =
+            Mutex::new(Ok(Ok(Some(offset))));
+        let fail = |r| {
+            stop.store(true, Ordering::Relaxed);
+            let mut o = outcome.lock().unwrap_or_else(|e| e.into_inner());
+            if matches!(*o, Ok(Ok(Some(_)))) {
+                *o = r;
+            }
+        };
+        let worker = || {
+            while !stop.load(Ordering::Relaxed) {
+                let Some(&(batch, at)) = batches.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    return;
+                };
+                // one group: this worker's hash lanes take the whole batch
+                let data = match self.fetch_grouped(batch, batch.len()) {
+                    Ok(d) => d,
+                    Err(e) => return fail(Err(e)),
+                };
+                let mut pos = at;
+                for (d, c) in data.iter().zip(batch) {
+                    if d.len() as u64 != c.size as u64 {
+                        return fail(Ok(Ok(None)));
+                    }
+                    if !(sparse && crate::chunker::is_all_zero(d)) {
+                        if let Err(e) = f.write_all_at(d, pos) {
+                            return fail(Ok(Err(e)));
+                        }
+                    }
+                    pos += d.len() as u64;
+                }
+            }
+        };
+        let helpers = rayon::current_num_threads().min(batches.len()) - 1;
+        rayon::in_place_scope(|s| {
+            for _ in 0..helpers {
+                s.spawn(|_| worker());
+            }
+            worker();
+        });
+        outcome.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Streams a file's content to `out` in batches (bounded memory for big files); the next
@@ -486,16 +569,40 @@ impl<'a> Extractor<'a> {
                 let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
                 let sparse = self.opts.sparse;
                 let mut pos = 0u64;
-                let r = self.write_content(chunks, &mut |d| {
-                    if sparse && crate::chunker::is_all_zero(d) {
-                        use std::io::Seek;
-                        f.seek(std::io::SeekFrom::Current(d.len() as i64))?;
-                    } else {
-                        f.write_all(d)?;
+                let big = chunks.iter().map(|c| c.size as u64).sum::<u64>() > BATCH_BYTES;
+                let positional = if big {
+                    self.write_positional(&f, chunks, sparse)?
+                } else {
+                    Ok(None)
+                };
+                let r = match positional {
+                    Ok(Some(n)) => {
+                        pos = n;
+                        Ok(n)
                     }
-                    pos += d.len() as u64;
-                    Ok(())
-                })?;
+                    Err(e) => Err(e),
+                    Ok(None) => {
+                        // in order: small files, and big ones whose chunk sizes disagree
+                        let restart = || {
+                            use std::io::Seek;
+                            f.set_len(0)?;
+                            (&f).rewind()
+                        };
+                        match if big { restart() } else { Ok(()) } {
+                            Err(e) => Err(e),
+                            Ok(()) => self.write_content(chunks, &mut |d| {
+                                if sparse && crate::chunker::is_all_zero(d) {
+                                    use std::io::Seek;
+                                    f.seek(std::io::SeekFrom::Current(d.len() as i64))?;
+                                } else {
+                                    f.write_all(d)?;
+                                }
+                                pos += d.len() as u64;
+                                Ok(())
+                            })?,
+                        }
+                    }
+                };
                 let finished = r.and_then(|_| f.set_len(pos));
                 if let Err(e) = finished {
                     // do not leave a partial file that looks complete

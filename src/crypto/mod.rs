@@ -3,6 +3,7 @@
 //! * [`key`] — the key kinds (`-e` modes), the secret key material and the runtime [`Key`]
 //!   that hashes ids and seals/opens object envelopes.
 //! * [`keyblob`] — the passphrase-protected key blob, key files and `key export` formats.
+//! * [`lanes`] — HMAC-SHA256 / SHA-256 of many messages at once (two per core).
 //! * [`tam`] — tamper-authenticated metadata for manifest and archives.
 //! * [`nonce`] — AES-CTR counter allocation with reservations in repository and security dir.
 //! * [`passphrase`] — where passphrases come from (environment, command, fd, prompt).
@@ -10,6 +11,7 @@
 
 pub mod key;
 pub mod keyblob;
+pub mod lanes;
 pub mod nonce;
 pub mod passphrase;
 pub mod security;

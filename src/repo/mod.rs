@@ -172,11 +172,15 @@ impl Default for OpenOptions {
 /// Result of fetching one object in a batch.
 pub type GetResult = Result<Vec<u8>>;
 
-/// Verifies one object's value while a repository check reads it (`check --verify-data` on a
-/// local repository reads every segment once for both checks): `Err((integrity, message))`
-/// when it does not decrypt to its id.
-pub type ObjectVerifier<'a> =
-    dyn Fn(&ObjectId, Vec<u8>) -> std::result::Result<(), (bool, String)> + Sync + 'a;
+/// Verifies objects' values while a repository check reads them (`check --verify-data` on a
+/// local repository reads every segment once for both checks): takes values from the
+/// iterator (numbered from 0 in the order taken) and reports a verdict per number, in any
+/// order: `Err((integrity, message))` when the value does not decrypt to its id.
+pub type ObjectVerifier<'a> = dyn Fn(
+        &mut dyn Iterator<Item = (ObjectId, Vec<u8>)>,
+        &mut dyn FnMut(usize, std::result::Result<(), (bool, String)>),
+    ) + Sync
+    + 'a;
 
 /// What an [`ObjectVerifier`] found among the objects the index holds.
 #[derive(Debug, Default)]

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::archive::check::{verify_object, ArchiveChecker};
+use crate::archive::check::{verify_objects, ArchiveChecker};
 use crate::archive::session::{CheckOpen, ManifestStatus, Session};
 use crate::cli::common::{location, ArchiveFilterOpts, Ctx, Want};
 use crate::cli::exit::{self, CancelledByUser, CommandError};
@@ -77,7 +77,9 @@ pub fn run(a: &CheckArgs, ctx: &Ctx) -> anyhow::Result<()> {
             Ok(CheckOpen::Ready(s, status)) if matches!(status, ManifestStatus::Ok) => {
                 let local = s.repo.as_local().expect("local");
                 let key = &s.key;
-                let verify = |id: &crate::repo::ObjectId, env: Vec<u8>| verify_object(key, id, env);
+                let verify = |objs: &mut dyn Iterator<Item = _>, verdict: &mut dyn FnMut(_, _)| {
+                    verify_objects(key, objs, verdict)
+                };
                 let (ok, v) = local.check_verifying(&verify)?;
                 if !ok {
                     exit::set_ec(exit::EXIT_WARNING);

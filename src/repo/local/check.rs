@@ -2,8 +2,8 @@
 //! compare it with the committed one; `--repair` salvages damaged segments and rewrites the
 //! index. Partial checks (`--max-duration`) resume at `last_segment_checked`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
 
 use super::config::SECTION;
@@ -13,49 +13,101 @@ use crate::repo::local::hints::Hints;
 use crate::repo::{ObjectId, ObjectVerifier, RepoError, Result, VerifiedObjects};
 
 /// Values waiting for a verifying worker are bounded by this; beyond it the reading thread
-/// verifies itself (memory stays bounded, no thread waits for another).
-const VERIFY_IN_FLIGHT: usize = 12 << 20;
-/// Values handed to a worker together.
-const VERIFY_BATCH: usize = 2 << 20;
+/// verifies some itself (memory stays bounded, the reader never waits for a worker).
+const VERIFY_IN_FLIGHT: usize = 8 << 20;
 
 type Failure = (ObjectId, u32, u32, bool, String);
+type Queued = (ObjectId, u32, u32, Vec<u8>);
 
-/// Verifies values handed over by the segment reader on the rayon pool.
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Queued>,
+    bytes: usize,
+    closed: bool,
+}
+
+/// Verifies values handed over by the segment reader: workers on the rayon pool each pull
+/// objects one at a time as their hash lanes free up (no batches whose slowest object
+/// holds a worker).
 struct Verifying<'v> {
     verify: &'v ObjectVerifier<'v>,
     failures: Mutex<Vec<Failure>>,
-    in_flight: AtomicUsize,
+    queue: Mutex<Queue>,
+    wake: Condvar,
 }
 
 impl Verifying<'_> {
-    fn run(&self, batch: Vec<(ObjectId, u32, u32, Vec<u8>)>) {
-        for (id, seg, off, data) in batch {
-            if let Err((integrity, msg)) = (self.verify)(&id, data) {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a value; when too much is waiting, the caller verifies some itself.
+    fn push(&self, obj: Queued) {
+        let over = {
+            let mut q = self.queue();
+            q.bytes += obj.3.len();
+            q.items.push_back(obj);
+            q.bytes >= VERIFY_IN_FLIGHT
+        };
+        self.wake.notify_one();
+        if over {
+            self.work(false);
+        }
+    }
+
+    /// No more values: workers finish what is queued and stop.
+    fn close(&self) {
+        self.queue().closed = true;
+        self.wake.notify_all();
+    }
+
+    /// The next queued value; with `wait`, blocks until one arrives or the queue closes,
+    /// without, stops once the queue is below half its bound.
+    fn pull(&self, wait: bool) -> Option<Queued> {
+        let mut q = self.queue();
+        loop {
+            if !wait && q.bytes < VERIFY_IN_FLIGHT / 2 {
+                return None;
+            }
+            if let Some(obj) = q.items.pop_front() {
+                q.bytes -= obj.3.len();
+                return Some(obj);
+            }
+            if q.closed || !wait {
+                return None;
+            }
+            q = self.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Verifies pulled values until [`Verifying::pull`] yields none.
+    fn work(&self, wait: bool) {
+        let wheres = std::cell::RefCell::new(Vec::new());
+        let mut source = std::iter::from_fn(|| {
+            let (id, seg, off, data) = self.pull(wait)?;
+            wheres.borrow_mut().push((id, seg, off));
+            Some((id, data))
+        });
+        (self.verify)(&mut source, &mut |i, r| {
+            if let Err((integrity, msg)) = r {
+                let (id, seg, off) = wheres.borrow()[i];
                 self.failures
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push((id, seg, off, integrity, msg));
             }
-        }
-    }
-
-    fn dispatch<'s>(
-        &'s self,
-        scope: &rayon::Scope<'s>,
-        batch: &mut Vec<(ObjectId, u32, u32, Vec<u8>)>,
-        bytes: &mut usize,
-    ) {
-        let batch = std::mem::take(batch);
-        let n = std::mem::take(bytes);
-        if self.in_flight.load(Ordering::Acquire) >= VERIFY_IN_FLIGHT {
-            self.run(batch);
-            return;
-        }
-        self.in_flight.fetch_add(n, Ordering::AcqRel);
-        scope.spawn(move |_| {
-            self.run(batch);
-            self.in_flight.fetch_sub(n, Ordering::AcqRel);
         });
+    }
+}
+
+/// Closes the queue however the reading loop ends, so no worker waits forever.
+struct CloseOnDrop<'a, 'v>(Option<&'a Verifying<'v>>);
+
+impl Drop for CloseOnDrop<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(v) = self.0 {
+            v.close();
+        }
     }
 }
 
@@ -69,7 +121,8 @@ pub(super) fn check(
     let verifying = verify.map(|verify| Verifying {
         verify,
         failures: Mutex::new(Vec::new()),
-        in_flight: AtomicUsize::new(0),
+        queue: Mutex::new(Queue::default()),
+        wake: Condvar::new(),
     });
     if repo.append_only && repair {
         return Err(RepoError::AppendOnly(repo.path.display().to_string()));
@@ -147,8 +200,12 @@ pub(super) fn check(
     // with a verifier, the rayon pool verifies values while this thread reads on
     let verifier = verifying.as_ref();
     rayon::in_place_scope(|scope| -> Result<()> {
-        let mut batch = Vec::new();
-        let mut batch_bytes = 0usize;
+        let _close = CloseOnDrop(verifier);
+        if let Some(v) = verifier {
+            for _ in 0..rayon::current_num_threads() {
+                scope.spawn(move |_| v.work(true));
+            }
+        }
         for (i, &seg) in segs.iter().enumerate() {
             progress.show(i as u64);
             last_seg = seg as i64;
@@ -163,11 +220,7 @@ pub(super) fn check(
                         match e {
                             Ok(mut e) => {
                                 if let (Some(v), Some(data)) = (verifier, e.data.take()) {
-                                    batch_bytes += data.len();
-                                    batch.push((e.key, seg, e.offset, data));
-                                    if batch_bytes >= VERIFY_BATCH {
-                                        v.dispatch(scope, &mut batch, &mut batch_bytes);
-                                    }
+                                    v.push((e.key, seg, e.offset, data));
                                 }
                                 entries.push(e)
                             }
@@ -213,9 +266,6 @@ pub(super) fn check(
                 completed = false;
                 break;
             }
-        }
-        if let Some(v) = verifier {
-            v.dispatch(scope, &mut batch, &mut batch_bytes);
         }
         Ok(())
     })?;
