@@ -8,6 +8,7 @@
 //! when too many jobs are in flight, which bounds memory independently of the input.
 
 mod file;
+mod prefetch;
 mod progress;
 pub mod walk;
 
@@ -463,16 +464,32 @@ pub fn create(
                 pipe.flush(scope, shared);
                 Ok(())
             };
-            let mut walker = walk::Walker::new(opts, matcher, &mut sink);
-            walker.skip_inodes = skip;
-            for root in roots {
-                walker.root(root);
-                walker.flush();
-                if let Some(e) = walker.error.take() {
-                    return Err(e);
-                }
-            }
-            drop(walker);
+            let ahead = prefetch::Prefetch::default();
+            std::thread::scope(|threads| {
+                let plan = prefetch::Plan {
+                    roots,
+                    matcher,
+                    one_file_system: opts.one_file_system,
+                    skip_inodes: skip.clone(),
+                };
+                let ahead = &ahead;
+                threads.spawn(move || ahead.run(plan));
+                let mut walker = walk::Walker::new(opts, matcher, &mut sink);
+                walker.skip_inodes = skip;
+                walker.prefetch = Some(ahead);
+                let walked = (|| {
+                    for root in roots {
+                        walker.root(root);
+                        walker.flush();
+                        if let Some(e) = walker.error.take() {
+                            return Err(e);
+                        }
+                    }
+                    Ok(())
+                })();
+                ahead.stop();
+                walked
+            })?;
             pipe.flush(scope, shared);
             pipe.drain(&mut b, shared, reporter)
         })?;

@@ -4,9 +4,10 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirEntryExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::prefetch::{list_dir, Prefetch};
 use super::{CreateOptions, Job, JobKind, Warn};
 use crate::archive::item::{
     Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
@@ -82,7 +83,7 @@ pub fn normpath_bytes(p: &[u8]) -> Vec<u8> {
     }
 }
 
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+pub(super) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     if dir.ends_with(b"/") {
         [dir, name].concat()
     } else {
@@ -133,6 +134,8 @@ pub struct Walker<'a, 's> {
     sink: &'s mut Sink<'s>,
     /// The sink's error; the walk stops at the next entry.
     pub error: Option<crate::archive::ArchiveError>,
+    /// Listings read ahead by a helper thread, if one runs.
+    pub prefetch: Option<&'a Prefetch>,
 }
 
 /// Error text like Python's OSError: `[Errno 2] No such file or directory: 'path'`.
@@ -171,6 +174,7 @@ impl<'a, 's> Walker<'a, 's> {
             jobs: Vec::new(),
             sink,
             error: None,
+            prefetch: None,
         }
     }
 
@@ -311,28 +315,18 @@ impl<'a, 's> Walker<'a, 's> {
             None
         };
         if recurse {
-            match std::fs::read_dir(&fs_path) {
-                Ok(rd) => {
-                    // DirEntry::metadata stats relative to the open directory (fstatat):
-                    // no full path walk per entry.
-                    let mut entries: Vec<(u64, std::fs::DirEntry)> = Vec::new();
-                    let mut err = None;
-                    for e in rd {
-                        match e {
-                            Ok(e) => entries.push((e.ino(), e)),
-                            Err(e) => {
-                                err = Some(e);
-                                break;
-                            }
-                        }
-                    }
-                    if let Some(e) = err {
+            let listing = self
+                .prefetch
+                .and_then(|p| p.take(path))
+                .unwrap_or_else(|| list_dir(fs_path.as_os_str()));
+            match listing {
+                Ok(listing) => {
+                    if let Some(e) = listing.error {
                         self.warn(os_error_code(&e), path, os_error_text(&e, path));
                     }
-                    entries.sort_by_key(|(ino, _)| *ino);
-                    for (_, entry) in entries {
-                        let child = normpath_bytes(&join(path, entry.file_name().as_bytes()));
-                        match entry.metadata() {
+                    for (name, meta) in listing.entries {
+                        let child = normpath_bytes(&join(path, name.as_bytes()));
+                        match meta {
                             Ok(m) => self.rec_walk(&child, m, restrict_dev, strip),
                             Err(e) => {
                                 if !self
