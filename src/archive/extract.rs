@@ -327,7 +327,7 @@ impl<'a> Extractor<'a> {
     }
 
     /// Writes a file of several batches with every pool thread: each takes the next batch,
-    /// fetches and decrypts it and writes it at its offset. The page allocations of a new file
+    /// fetches and decrypts its chunks and writes each at its offset. The page allocations of a new file
     /// (the larger part of extracting to a memory file system) then run on all cores instead
     /// of one. Returns the size written, or `None` without writing anything more when a
     /// chunk's plaintext is not the size its reference says (offsets are unknown: the caller
@@ -358,29 +358,60 @@ impl<'a> Extractor<'a> {
                 *o = r;
             }
         };
+        // Each worker streams the chunks of the batches it takes through one set of hash
+        // lanes (no lane idles at a batch's end) and writes each chunk once it is verified.
         let worker = || {
-            while !stop.load(Ordering::Relaxed) {
-                let Some(&(batch, at)) = batches.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    return;
-                };
-                // one group: this worker's hash lanes take the whole batch
-                let data = match self.fetch_grouped(batch, batch.len()) {
-                    Ok(d) => d,
-                    Err(e) => return fail(Err(e)),
-                };
-                let mut pos = at;
-                for (d, c) in data.iter().zip(batch) {
-                    if d.len() as u64 != c.size as u64 {
-                        return fail(Ok(Ok(None)));
-                    }
-                    if !(sparse && crate::chunker::is_all_zero(d)) {
-                        if let Err(e) = f.write_all_at(d, pos) {
-                            return fail(Ok(Err(e)));
+            // (offset, size) of every chunk this worker took, in the order taken
+            let taken = std::cell::RefCell::new(Vec::<(u64, u32)>::new());
+            type Envs<'r> = Box<dyn Iterator<Item = crate::repo::GetResult> + 'r>;
+            let mut current: Option<(Envs<'_>, std::slice::Iter<'_, ChunkRef>, u64)> = None;
+            let source = std::iter::from_fn(|| loop {
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+                if let Some((envs, refs, pos)) = &mut current {
+                    if let Some(c) = refs.next() {
+                        let at = *pos;
+                        *pos += c.size as u64;
+                        match envs.next().expect("one result per id") {
+                            Ok(env) => {
+                                taken.borrow_mut().push((at, c.size));
+                                return Some((c.id, env));
+                            }
+                            Err(e) => {
+                                fail(Err(e.into()));
+                                return None;
+                            }
                         }
                     }
-                    pos += d.len() as u64;
                 }
-            }
+                let &(batch, at) = batches.get(next.fetch_add(1, Ordering::Relaxed))?;
+                let envs = self.repo.get_many(batch.iter().map(|c| c.id).collect());
+                current = Some((envs, batch.iter(), at));
+            });
+            self.key.open_verify_many(
+                source,
+                |i, id, payload| {
+                    let size = taken.borrow()[i].1 as usize;
+                    crate::compress::decompress_with_hint(payload, size)
+                        .map_err(|e| ArchiveError::Decompress(format!("Chunk {}: {e}", id.hex())))
+                },
+                |i, r: Result<Vec<u8>>| {
+                    let d = match r {
+                        Ok(d) => d,
+                        Err(e) => return fail(Err(e)),
+                    };
+                    let (at, size) = taken.borrow()[i];
+                    if d.len() as u64 != size as u64 {
+                        return fail(Ok(Ok(None)));
+                    }
+                    if !(sparse && crate::chunker::is_all_zero(&d)) {
+                        if let Err(e) = f.write_all_at(&d, at) {
+                            fail(Ok(Err(e)));
+                        }
+                    }
+                },
+            );
         };
         let helpers = rayon::current_num_threads().min(batches.len()) - 1;
         rayon::in_place_scope(|s| {
