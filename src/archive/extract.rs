@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::item::{ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG};
-use super::meta::open_objects;
+use super::meta::{decode_payload, open_objects};
 use super::{ArchiveError, Result};
 use crate::crypto::Key;
 use crate::repo::Repository;
@@ -391,11 +391,7 @@ impl<'a> Extractor<'a> {
             });
             self.key.open_verify_many(
                 source,
-                |i, id, payload| {
-                    let size = taken.borrow()[i].1 as usize;
-                    crate::compress::decompress_with_hint(payload, size)
-                        .map_err(|e| ArchiveError::Decompress(format!("Chunk {}: {e}", id.hex())))
-                },
+                |i, id, payload| decode_payload(id, payload, Some(taken.borrow()[i].1 as usize)),
                 |i, r: Result<Vec<u8>>| {
                     let d = match r {
                         Ok(d) => d,

@@ -30,13 +30,18 @@ pub fn open_object(
 ) -> Result<Vec<u8>> {
     // decrypted in the envelope's own buffer: no copy before decompression
     let payload = key.open_in_place(Some(id), &mut envelope)?;
-    let data = match size_hint {
+    let data = decode_payload(id, payload, size_hint)?;
+    key.assert_id(id, &data)?;
+    Ok(data)
+}
+
+/// Decompresses an opened payload of object `id` (`size_hint`: its expected plaintext size).
+pub fn decode_payload(id: &ObjectId, payload: &[u8], size_hint: Option<usize>) -> Result<Vec<u8>> {
+    match size_hint {
         Some(h) => crate::compress::decompress_with_hint(payload, h),
         None => crate::compress::decompress(payload),
     }
-    .map_err(|e| ArchiveError::Decompress(format!("Chunk {}: {e}", id.hex())))?;
-    key.assert_id(id, &data)?;
-    Ok(data)
+    .map_err(|e| ArchiveError::Decompress(format!("Chunk {}: {e}", id.hex())))
 }
 
 /// [`open_object`] for several objects at once: their MACs and id hashes run two messages
@@ -46,25 +51,17 @@ pub fn open_objects(
     objs: Vec<(ObjectId, Vec<u8>, Option<usize>)>,
 ) -> Vec<Result<Vec<u8>>> {
     let mut hints = Vec::with_capacity(objs.len());
-    let mut ids = Vec::with_capacity(objs.len());
     let envs: Vec<(ObjectId, Vec<u8>)> = objs
         .into_iter()
         .map(|(id, env, hint)| {
             hints.push(hint);
-            ids.push(id);
             (id, env)
         })
         .collect();
-    let mut out: Vec<Option<Result<Vec<u8>>>> = ids.iter().map(|_| None).collect();
+    let mut out: Vec<Option<Result<Vec<u8>>>> = hints.iter().map(|_| None).collect();
     key.open_verify_many(
         envs,
-        |i, _, payload| {
-            match hints[i] {
-                Some(h) => crate::compress::decompress_with_hint(payload, h),
-                None => crate::compress::decompress(payload),
-            }
-            .map_err(|e| ArchiveError::Decompress(format!("Chunk {}: {e}", ids[i].hex())))
-        },
+        |i, id, payload| decode_payload(id, payload, hints[i]),
         |i, r| out[i] = Some(r),
     );
     out.into_iter()
@@ -81,10 +78,7 @@ pub fn verify_objects_with(
 ) {
     key.open_verify_many(
         objs,
-        |_, id, payload| {
-            crate::compress::decompress(payload)
-                .map_err(|e| ArchiveError::Decompress(format!("Chunk {}: {e}", id.hex())))
-        },
+        |_, id, payload| decode_payload(id, payload, None),
         |i, r: Result<Vec<u8>>| verdict(i, r.map(drop)),
     );
 }

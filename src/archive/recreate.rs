@@ -955,10 +955,8 @@ fn run_batch(
             None => {
                 let env = repo.get(&piece.id)?;
                 let payload = key.open(Some(&piece.id), &env)?;
-                let d = crate::compress::decompress_with_hint(&payload, piece.size as usize)
-                    .map_err(|e| {
-                        ArchiveError::Decompress(format!("Chunk {}: {e}", piece.id.hex()))
-                    })?;
+                let d =
+                    super::meta::decode_payload(&piece.id, &payload, Some(piece.size as usize))?;
                 key.assert_id(&piece.id, &d)?;
                 stored = Some(payload);
                 std::borrow::Cow::Owned(d)
