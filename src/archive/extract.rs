@@ -419,11 +419,52 @@ impl<'a> Extractor<'a> {
         outcome.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The content of the small regular files among `items` (each within one batch),
+    /// fetched and opened together so their hashes share the two lanes; per item its
+    /// content, or `None` for an item left to [`Extractor::extract_item_with`] to fetch.
+    pub fn prefetch_small(&self, items: &[&(Item, Vec<u8>)]) -> Vec<Option<Result<Vec<Vec<u8>>>>> {
+        let wanted: Vec<Option<&[ChunkRef]>> = items
+            .iter()
+            .map(|(item, _)| {
+                let chunks = item.chunks.as_deref().filter(|_| item.is_reg())?;
+                let size: u64 = chunks.iter().map(|c| c.size as u64).sum();
+                (!chunks.is_empty() && size <= BATCH_BYTES).then_some(chunks)
+            })
+            .collect();
+        let all: Vec<&ChunkRef> = wanted.iter().flatten().flat_map(|c| c.iter()).collect();
+        let mut fetched: Vec<Option<Result<Vec<u8>>>> = all.iter().map(|_| None).collect();
+        let mut objs = Vec::with_capacity(all.len());
+        let mut slots = Vec::with_capacity(all.len());
+        let envs = self.repo.get_many(all.iter().map(|c| c.id).collect());
+        for (k, (c, env)) in all.iter().zip(envs).enumerate() {
+            match env {
+                Ok(env) => {
+                    objs.push((c.id, env, Some(c.size as usize)));
+                    slots.push(k);
+                }
+                Err(e) => fetched[k] = Some(Err(e.into())),
+            }
+        }
+        for (k, r) in slots.into_iter().zip(open_objects(self.key, objs)) {
+            fetched[k] = Some(r);
+        }
+        let mut fetched = fetched.into_iter().map(|r| r.expect("every chunk opened"));
+        wanted
+            .into_iter()
+            .map(|w| {
+                let n = w?.len();
+                Some(fetched.by_ref().take(n).collect::<Result<Vec<_>>>())
+            })
+            .collect()
+    }
+
     /// Streams a file's content to `out` in batches (bounded memory for big files); the next
     /// batch is fetched and decrypted by the pool while this thread writes the current one.
+    /// `pre`: the first batch's content, already fetched.
     fn write_content(
         &self,
         chunks: &[ChunkRef],
+        pre: Option<Result<Vec<Vec<u8>>>>,
         out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<std::result::Result<u64, std::io::Error>> {
         let mut total = 0u64;
@@ -431,7 +472,10 @@ impl<'a> Extractor<'a> {
         let Some(first) = next_batch(&mut rest) else {
             return Ok(Ok(0));
         };
-        let mut data = self.fetch_chunks(first)?;
+        let mut data = match pre {
+            Some(d) => d?,
+            None => self.fetch_chunks(first)?,
+        };
         loop {
             let batch = next_batch(&mut rest);
             let mut fetched = None;
@@ -469,6 +513,17 @@ impl<'a> Extractor<'a> {
 
     /// Extracts one non-directory item at `dest` (its possibly stripped path).
     pub fn extract_item(&self, item: &Item, dest: &[u8]) -> Result<Vec<ItemWarning>> {
+        self.extract_item_with(item, dest, None)
+    }
+
+    /// [`Extractor::extract_item`] with the content of a small file already fetched
+    /// ([`Extractor::prefetch_small`]).
+    pub fn extract_item_with(
+        &self,
+        item: &Item,
+        dest: &[u8],
+        mut pre: Option<Result<Vec<Vec<u8>>>>,
+    ) -> Result<Vec<ItemWarning>> {
         let mut warnings = Vec::new();
         let damaged = item.chunks_healthy.is_some();
         if self.opts.dry_run || self.opts.stdout {
@@ -478,14 +533,14 @@ impl<'a> Extractor<'a> {
                     if self.opts.stdout {
                         let _g = self.stdout.lock().unwrap_or_else(|e| e.into_inner());
                         let mut so = std::io::stdout().lock();
-                        match self.write_content(chunks, &mut |d| so.write_all(d))? {
+                        match self.write_content(chunks, pre.take(), &mut |d| so.write_all(d))? {
                             Ok(n) => size = n,
                             Err(e) => return Err(ArchiveError::io("<stdout>", e)),
                         }
                         let _ = so.flush();
                     } else {
                         // fetched, decrypted and verified, then dropped
-                        if let Ok(n) = self.write_content(chunks, &mut |_| Ok(()))? {
+                        if let Ok(n) = self.write_content(chunks, pre.take(), &mut |_| Ok(()))? {
                             size = n;
                         }
                     }
@@ -617,7 +672,7 @@ impl<'a> Extractor<'a> {
                         };
                         match if big { restart() } else { Ok(()) } {
                             Err(e) => Err(e),
-                            Ok(()) => self.write_content(chunks, &mut |d| {
+                            Ok(()) => self.write_content(chunks, pre.take(), &mut |d| {
                                 if sparse && crate::chunker::is_all_zero(d) {
                                     use std::io::Seek;
                                     f.seek(std::io::SeekFrom::Current(d.len() as i64))?;

@@ -73,6 +73,11 @@ fn warning_msgid(code: i32) -> &'static str {
 }
 
 /// Loads an archive's metadata by name.
+/// Consecutive files whose content is fetched together: at most this many bytes...
+const SMALL_GROUP_BYTES: u64 = 1 << 20;
+/// ...and this many items.
+const SMALL_GROUP_ITEMS: usize = 16;
+
 pub fn load_archive(
     session: &crate::archive::session::Session,
     name: &str,
@@ -155,8 +160,28 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
         let flush_run = |run: &mut Vec<&(Item, Vec<u8>)>| -> anyhow::Result<()> {
             use rayon::prelude::*;
             let results: Vec<anyhow::Result<Vec<ItemWarning>>> = if parallel {
-                run.par_iter()
-                    .map(|(i, d)| Ok(exr.extract_item(i, d)?))
+                // small files in groups: their chunks are opened together (shared hash lanes)
+                let mut groups: Vec<&[&(Item, Vec<u8>)]> = Vec::new();
+                let (mut start, mut bytes) = (0, 0u64);
+                for (k, (item, _)) in run.iter().enumerate() {
+                    bytes += item.size.unwrap_or(0);
+                    if bytes >= SMALL_GROUP_BYTES || k + 1 - start >= SMALL_GROUP_ITEMS {
+                        groups.push(&run[start..=k]);
+                        (start, bytes) = (k + 1, 0);
+                    }
+                }
+                if start < run.len() {
+                    groups.push(&run[start..]);
+                }
+                groups
+                    .into_par_iter()
+                    .flat_map_iter(|g| {
+                        let pre = exr.prefetch_small(g);
+                        g.iter()
+                            .zip(pre)
+                            .map(|((i, d), p)| Ok(exr.extract_item_with(i, d, p)?))
+                            .collect::<Vec<_>>()
+                    })
                     .collect()
             } else {
                 run.iter()
