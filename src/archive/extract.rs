@@ -299,14 +299,7 @@ impl<'a> Extractor<'a> {
     /// Fetches and verifies a file's chunks (decryption and decompression in parallel).
     pub fn fetch_chunks(&self, chunks: &[ChunkRef]) -> Result<Vec<Vec<u8>>> {
         // groups of at least two: each group's hashes run two messages per core
-        self.fetch_grouped(
-            chunks,
-            2.max(chunks.len().div_ceil(rayon::current_num_threads())),
-        )
-    }
-
-    /// Fetches and verifies chunks in groups of `per`, the groups in parallel.
-    fn fetch_grouped(&self, chunks: &[ChunkRef], per: usize) -> Result<Vec<Vec<u8>>> {
+        let per = 2.max(chunks.len().div_ceil(rayon::current_num_threads()));
         let mut envs = self.repo.get_many(chunks.iter().map(|c| c.id).collect());
         let groups = chunks
             .chunks(per)
@@ -327,11 +320,11 @@ impl<'a> Extractor<'a> {
     }
 
     /// Writes a file of several batches with every pool thread: each takes the next batch,
-    /// fetches and decrypts its chunks and writes each at its offset. The page allocations of a new file
-    /// (the larger part of extracting to a memory file system) then run on all cores instead
-    /// of one. Returns the size written, or `None` without writing anything more when a
-    /// chunk's plaintext is not the size its reference says (offsets are unknown: the caller
-    /// writes such a file in order).
+    /// fetches and decrypts its chunks and writes each at its offset, so decryption never
+    /// waits for writing (the writes themselves still take turns on the file's inode lock).
+    /// Returns the size written, or `None` without writing anything more when a chunk's
+    /// plaintext is not the size its reference says (offsets are unknown: the caller writes
+    /// such a file in order).
     fn write_positional(
         &self,
         f: &std::fs::File,
