@@ -45,8 +45,9 @@ pub fn list_dir(dir: &OsStr) -> std::io::Result<Listing> {
     Ok(Listing { entries, error })
 }
 
-/// Entries held for the walker at most (a few MiB); the helper waits beyond it.
-const AHEAD: usize = 20_000;
+/// Entries held for the walker at most (~1 MiB of listings: a few directories ahead is all
+/// it takes to keep the walker from waiting); the helper waits beyond it.
+const AHEAD: usize = 4_096;
 
 #[derive(Default)]
 struct State {
