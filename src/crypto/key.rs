@@ -11,8 +11,6 @@ use aes::cipher::{KeyInit, StreamCipher};
 use aes::Aes256;
 use blake2::digest::consts::U32;
 use blake2::{Blake2b, Digest};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
@@ -23,7 +21,6 @@ use crate::msgpack::{self, sorted_map, Value};
 use crate::repo::{ObjectId, Repository};
 use rborg_simd::sha256::Lanes;
 
-type HmacSha256 = Hmac<Sha256>;
 type Blake2b256 = Blake2b<U32>;
 type Aes256Ctr = ctr::Ctr128BE<Aes256>;
 
@@ -270,16 +267,15 @@ fn ctr_with(cipher: &Aes256, block: &[u8; 16]) -> Aes256Ctr {
     StreamCipherCoreWrapper::from_core(core)
 }
 
-/// The HMAC variants keep the key twice: as the `hmac` crate's state for one message at a
-/// time, and as [`HmacLanes`] for batches.
+/// SHA-256 based hashes (plain for unencrypted ids, HMAC otherwise) as [`HmacLanes`]: one
+/// message at a time or many in two lanes.
 enum IdFn {
-    Sha256(HmacLanes),
-    Hmac(HmacSha256, HmacLanes),
+    Lanes(HmacLanes),
     Blake2(Blake2b256),
 }
 
 enum Mac32 {
-    Hmac(HmacSha256, HmacLanes),
+    Hmac(HmacLanes),
     Blake2(Blake2b256),
 }
 
@@ -301,17 +297,14 @@ pub struct Key {
 impl Key {
     pub fn new(kind: KeyKind, material: Option<KeyMaterial>) -> Key {
         let (id_fn, mac, cipher) = match &material {
-            None => (IdFn::Sha256(HmacLanes::sha256()), None, None),
+            None => (IdFn::Lanes(HmacLanes::sha256()), None, None),
             Some(m) => {
                 let id_fn = if kind.blake2() {
                     let mut h = Blake2b256::new();
                     Digest::update(&mut h, &m.id_key);
                     IdFn::Blake2(h)
                 } else {
-                    IdFn::Hmac(
-                        <HmacSha256 as Mac>::new_from_slice(&m.id_key).expect("HMAC takes any key"),
-                        HmacLanes::hmac(&m.id_key),
-                    )
+                    IdFn::Lanes(HmacLanes::hmac(&m.id_key))
                 };
                 let (mac, cipher) = if kind.encrypts() {
                     let mac = if kind.blake2() {
@@ -319,11 +312,7 @@ impl Key {
                         Digest::update(&mut h, &m.enc_hmac_key);
                         Mac32::Blake2(h)
                     } else {
-                        Mac32::Hmac(
-                            <HmacSha256 as Mac>::new_from_slice(&m.enc_hmac_key)
-                                .expect("HMAC takes any key"),
-                            HmacLanes::hmac(&m.enc_hmac_key),
-                        )
+                        Mac32::Hmac(HmacLanes::hmac(&m.enc_hmac_key))
                     };
                     (Some(mac), Some(Aes256::new((&m.enc_key).into())))
                 } else {
@@ -356,12 +345,7 @@ impl Key {
     /// The chunk id of plaintext `data`.
     pub fn id_hash(&self, data: &[u8]) -> ObjectId {
         let out: [u8; 32] = match &self.id_fn {
-            IdFn::Sha256(_) => Sha256::digest(data).into(),
-            IdFn::Hmac(h, _) => {
-                let mut h = h.clone();
-                Mac::update(&mut h, data);
-                h.finalize().into_bytes().into()
-            }
+            IdFn::Lanes(l) => l.hash(data),
             IdFn::Blake2(h) => {
                 let mut h = h.clone();
                 Digest::update(&mut h, data);
@@ -388,18 +372,13 @@ impl Key {
         }
     }
 
-    fn mac32(&self, iv: &[u8], ct: &[u8]) -> [u8; 32] {
+    /// The envelope MAC over `IV ‖ ciphertext` (everything after the MAC field).
+    fn mac32(&self, iv_ct: &[u8]) -> [u8; 32] {
         match self.mac.as_ref().expect("encrypting key") {
-            Mac32::Hmac(h, _) => {
-                let mut h = h.clone();
-                Mac::update(&mut h, iv);
-                Mac::update(&mut h, ct);
-                h.finalize().into_bytes().into()
-            }
+            Mac32::Hmac(l) => l.hash(iv_ct),
             Mac32::Blake2(h) => {
                 let mut h = h.clone();
-                Digest::update(&mut h, iv);
-                Digest::update(&mut h, ct);
+                Digest::update(&mut h, iv_ct);
                 h.finalize().into()
             }
         }
@@ -425,7 +404,7 @@ impl Key {
         let mut block = [0u8; 16];
         block[8..].copy_from_slice(&iv.to_be_bytes());
         ctr_with(cipher, &block).apply_keystream(&mut buf[41..]);
-        let mac = self.mac32(&buf[33..41], &buf[41..]);
+        let mac = self.mac32(&buf[33..]);
         buf[1..33].copy_from_slice(&mac);
     }
 
@@ -502,11 +481,11 @@ impl Key {
         mut done: impl FnMut(usize, std::result::Result<Vec<u8>, E>),
     ) {
         let mac_lanes = match &self.mac {
-            Some(Mac32::Hmac(_, l)) => Some(l),
+            Some(Mac32::Hmac(l)) => Some(l),
             _ => None,
         };
         let id_lanes = match &self.id_fn {
-            IdFn::Sha256(l) | IdFn::Hmac(_, l) => Some(l),
+            IdFn::Lanes(l) => Some(l),
             IdFn::Blake2(_) => None,
         };
         let mut ids = Vec::new();
@@ -600,7 +579,7 @@ impl Key {
         if self.cipher.is_none() {
             return Ok(None);
         }
-        let mac = self.mac32(&envelope[33..41], &envelope[41..]);
+        let mac = self.mac32(&envelope[33..]);
         if !bool::from(mac.ct_eq(&envelope[1..33])) {
             return Err(Self::mac_failed(id));
         }
@@ -707,7 +686,7 @@ mod tests {
         let mut out = Vec::new();
         let mut i = 0u64;
         while out.len() < n {
-            let mut hh = Sha256::new();
+            let mut hh = sha2::Sha256::new();
             Digest::update(&mut hh, tag);
             Digest::update(&mut hh, i.to_be_bytes());
             out.extend_from_slice(&hh.finalize());

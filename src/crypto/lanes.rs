@@ -57,6 +57,11 @@ impl HmacLanes {
         }
     }
 
+    /// The hash of one message.
+    pub fn hash(&self, msg: &[u8]) -> [u8; 32] {
+        self.finish(self.inner.finish(msg))
+    }
+
     /// The hash of every message, in order.
     pub fn hashes(&self, msgs: &[&[u8]]) -> Vec<[u8; 32]> {
         let mut inner = vec![[0u8; 32]; msgs.len()];
@@ -104,6 +109,11 @@ mod tests {
         let plain = HmacLanes::sha256().hashes(&refs);
         for (m, g) in refs.iter().zip(&plain) {
             assert_eq!(g[..], Sha256::digest(m)[..]);
+            assert_eq!(HmacLanes::sha256().hash(m), *g, "one at a time");
+        }
+        let one = HmacLanes::hmac(&[5u8; 32]);
+        for m in &refs {
+            assert_eq!(one.hash(m), reference(&[5u8; 32], m), "one at a time");
         }
     }
 
