@@ -71,11 +71,48 @@ fn next_batch<'c>(rest: &mut &'c [ChunkRef]) -> Option<&'c [ChunkRef]> {
     Some(batch)
 }
 
+/// Open directory handles kept for reuse; bounded because each holds a file descriptor.
+const DIR_CACHE_FDS: usize = 256;
+
+/// Recently used directories (relative path → fd), least recently used evicted first.
+/// Restoring directory attributes visits thousands of directories deepest first; clearing
+/// the whole cache when full (as before) made each of them walk from the target again.
+#[derive(Default)]
+struct DirCache {
+    map: HashMap<Vec<u8>, (std::sync::Arc<OwnedFd>, u64)>,
+    clock: u64,
+}
+
+impl DirCache {
+    fn get(&mut self, key: &[u8]) -> Option<std::sync::Arc<OwnedFd>> {
+        self.clock += 1;
+        let now = self.clock;
+        self.map.get_mut(key).map(|(fd, used)| {
+            *used = now;
+            fd.clone()
+        })
+    }
+
+    fn insert(&mut self, key: Vec<u8>, fd: std::sync::Arc<OwnedFd>) {
+        if self.map.len() >= DIR_CACHE_FDS && !self.map.contains_key(&key) {
+            if let Some(old) = self
+                .map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            {
+                self.map.remove(&old);
+            }
+        }
+        self.clock += 1;
+        self.map.insert(key, (fd, self.clock));
+    }
+}
+
 /// Resolves directories below the target without following symlinks.
 pub struct SafeRoot {
     root: OwnedFd,
-    /// Recently used directories (relative path → fd).
-    cache: Mutex<HashMap<Vec<u8>, std::sync::Arc<OwnedFd>>>,
+    cache: Mutex<DirCache>,
 }
 
 #[derive(Debug)]
@@ -101,7 +138,7 @@ impl SafeRoot {
         Ok(SafeRoot {
             // SAFETY: fd was just opened and is owned by nobody else.
             root: unsafe { OwnedFd::from_raw_fd(fd) },
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(DirCache::default()),
         })
     }
 
@@ -130,29 +167,31 @@ impl SafeRoot {
         // Start from the deepest cached ancestor (usually the parent's parent), so a new
         // directory costs one openat, not one per path component.
         let (base, skip) = {
-            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(fd) = cache.get(&key) {
-                return Ok(fd.clone());
+                return Ok(fd);
             }
             let mut found = None;
             for n in (1..comps.len()).rev() {
                 if let Some(fd) = cache.get(&comps[..n].join(&b'/')) {
-                    found = Some((fd.clone(), n));
+                    found = Some((fd, n));
                     break;
                 }
             }
             found.map_or((None, 0), |(fd, n)| (Some(fd), n))
         };
-        let mut cur: RawFd = base
-            .as_ref()
-            .map_or(self.root.as_raw_fd(), |fd| fd.as_raw_fd());
-        let mut owned: Option<OwnedFd> = None;
-        for c in &comps[skip..] {
+        // Every directory opened on the way is cached too: siblings and the deepest-first
+        // attribute pass reuse their parents instead of walking from the target again.
+        let mut cur: Option<std::sync::Arc<OwnedFd>> = base;
+        for (i, c) in comps.iter().enumerate().skip(skip) {
+            let cur_fd = cur
+                .as_ref()
+                .map_or(self.root.as_raw_fd(), |fd| fd.as_raw_fd());
             let name = cstr(c).map_err(PathProblem::Io)?;
             // SAFETY: cur is a valid directory fd; name a valid C string.
             let mut fd = unsafe {
                 libc::openat(
-                    cur,
+                    cur_fd,
                     name.as_ptr(),
                     libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
                 )
@@ -162,7 +201,7 @@ impl SafeRoot {
                 match e.raw_os_error() {
                     Some(libc::ENOENT) if create => {
                         // SAFETY: as above.
-                        if unsafe { libc::mkdirat(cur, name.as_ptr(), 0o777) } < 0 {
+                        if unsafe { libc::mkdirat(cur_fd, name.as_ptr(), 0o777) } < 0 {
                             let e2 = last_err();
                             if e2.raw_os_error() != Some(libc::EEXIST) {
                                 return Err(PathProblem::Io(e2));
@@ -171,7 +210,7 @@ impl SafeRoot {
                         // SAFETY: as above.
                         fd = unsafe {
                             libc::openat(
-                                cur,
+                                cur_fd,
                                 name.as_ptr(),
                                 libc::O_RDONLY
                                     | libc::O_DIRECTORY
@@ -190,24 +229,27 @@ impl SafeRoot {
                 }
             }
             // SAFETY: fd is freshly opened and owned here.
-            let o = unsafe { OwnedFd::from_raw_fd(fd) };
-            cur = o.as_raw_fd();
-            owned = Some(o);
+            let o = std::sync::Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+            self.cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(comps[..=i].join(&b'/'), o.clone());
+            cur = Some(o);
         }
-        let fd = match (owned, base) {
-            (Some(o), _) => std::sync::Arc::new(o),
-            (None, Some(b)) => b,
-            // SAFETY: dup of the root fd.
-            (None, None) => std::sync::Arc::new(unsafe {
-                OwnedFd::from_raw_fd(libc::dup(self.root.as_raw_fd()))
-            }),
-        };
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() > 256 {
-            cache.clear();
-        }
-        cache.insert(key, fd.clone());
-        Ok(fd)
+        Ok(match cur {
+            Some(fd) => fd,
+            None => {
+                // SAFETY: dup of the root fd, owned by the new OwnedFd.
+                let fd = std::sync::Arc::new(unsafe {
+                    OwnedFd::from_raw_fd(libc::dup(self.root.as_raw_fd()))
+                });
+                self.cache
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key, fd.clone());
+                fd
+            }
+        })
     }
 
     /// (parent dir fd, final name) of an archive path, creating parents.
@@ -225,7 +267,7 @@ impl SafeRoot {
 
     /// Forgets cached directory handles (a directory may have been replaced).
     pub fn forget(&self) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = DirCache::default();
     }
 }
 
@@ -678,7 +720,15 @@ impl<'a> Extractor<'a> {
                         }
                     }
                 };
-                let finished = r.and_then(|_| f.set_len(pos));
+                // A fresh file written in order without holes already has its size; sparse
+                // and positional writes may end in a hole.
+                let finished = r.and_then(|_| {
+                    if sparse || big {
+                        f.set_len(pos)
+                    } else {
+                        Ok(())
+                    }
+                });
                 if let Err(e) = finished {
                     // do not leave a partial file that looks complete
                     drop(f);
