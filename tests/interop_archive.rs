@@ -540,16 +540,19 @@ fn unchanged_files_keep_their_attributes() {
     let env = Env::new();
     let src = env.path("src");
     make_tree(&src);
+    // on a file and on a directory without ACLs (directories' attributes are remembered too)
     let setfattr = |v: &str| {
-        let st = std::process::Command::new("setfattr")
-            .args(["-n", "user.rborg", "-v", v])
-            .arg(src.join("hello.txt"))
-            .status()
-            .expect("setfattr (package attr) is needed");
-        assert!(
-            st.success(),
-            "setfattr failed: the test dir must allow user xattrs"
-        );
+        for target in ["hello.txt", "dir/sub"] {
+            let st = std::process::Command::new("setfattr")
+                .args(["-n", "user.rborg", "-v", v])
+                .arg(src.join(target))
+                .status()
+                .expect("setfattr (package attr) is needed");
+            assert!(
+                st.success(),
+                "setfattr failed: the test dir must allow user xattrs"
+            );
+        }
     };
     setfattr("one");
     // only files older than the newest one seen are memorized (borg's granularity rule)

@@ -212,6 +212,26 @@ impl FilesCache {
         }
     }
 
+    /// Remembers a directory's attributes (an entry without chunks). Directories do not
+    /// move the newest timestamp that decides which files are kept: only files do in borg.
+    pub fn memorize_attrs(&mut self, path_hash: ObjectId, st: &FileStat, ext: ExtAttrs) {
+        if self.mode.disabled || !self.mode.ctime {
+            return;
+        }
+        self.entries.insert(
+            path_hash,
+            FileEntry {
+                age: 0,
+                inode: st.inode,
+                size: st.size,
+                ctime: st.ctime,
+                mtime: st.mtime,
+                chunks: Vec::new(),
+                ext: Some(Box::new(ext)),
+            },
+        );
+    }
+
     /// borg's `memorize_file`.
     pub fn memorize(&mut self, path_hash: ObjectId, st: &FileStat, chunks: Vec<ObjectId>) {
         if self.mode.disabled {

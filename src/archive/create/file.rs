@@ -161,15 +161,24 @@ pub fn process_job(
         return Err(crate::archive::ArchiveError::Interrupted);
     }
     match job.kind {
-        JobKind::Special { ext_attrs: true } => {
+        JobKind::Special {
+            ext_attrs: true,
+            dir,
+        } => {
             let mut res = JobResult::default();
             let mut item = job.item.take().expect("item");
             // symlinks and devices are not opened (attributes by path, never following)
             let is_dir = item.is_dir();
-            if is_dir {
+            let cached = dir.map(|st| (path_hash_of(shared, &job.fs_path), st));
+            if let Some(ext) = cached
+                .as_ref()
+                .and_then(|(h, st)| cached_dir_attrs(shared, h, st))
+            {
+                set_cached_attrs(shared, &mut item, ext);
+            } else if is_dir {
                 match open_dir(&job.fs_path) {
                     Ok(f) => {
-                        ext_attrs(
+                        let ext = ext_attrs(
                             shared,
                             &mut item,
                             &job.fs_path,
@@ -177,6 +186,13 @@ pub fn process_job(
                             &mut res,
                             &job.path,
                         );
+                        if let (Some(ext), Some((h, st))) = (ext, cached) {
+                            shared
+                                .files
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .memorize_attrs(h, &st, ext);
+                        }
                     }
                     Err(e) => {
                         warn(&mut res, &job.path, &e, None);
@@ -192,6 +208,32 @@ pub fn process_job(
         }
         JobKind::File { special, .. } => process_file(shared, job, special, progress),
         _ => Ok(()),
+    }
+}
+
+/// A directory's attributes from the files cache, if it is unchanged (as for files: only
+/// under a ctime-comparing mode, so that attribute changes cannot go unnoticed).
+fn cached_dir_attrs(
+    shared: &Shared,
+    path_hash: &crate::repo::ObjectId,
+    st: &FileStat,
+) -> Option<ExtAttrs> {
+    let (ids, ext) = shared
+        .files
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .lookup_with_ext(path_hash, st, ext_needed(shared))?;
+    ids.is_empty().then_some(ext)
+}
+
+/// Attributes remembered in the files cache, as [`ext_attrs`] would have read them.
+fn set_cached_attrs(shared: &Shared, item: &mut Item, ext: ExtAttrs) {
+    let o = shared.opts;
+    if !o.noflags {
+        item.bsdflags = ext.bsdflags.filter(|&f| f != 0);
+    }
+    if !o.noxattrs {
+        item.xattrs = ext.xattrs;
     }
 }
 
@@ -279,13 +321,7 @@ fn unchanged_without_open(shared: &Shared, job: &mut Job) -> bool {
         ..JobResult::default()
     };
     finish_file(&mut item, chunks, &mut res.stats);
-    let o = shared.opts;
-    if !o.noflags {
-        item.bsdflags = ext.bsdflags.filter(|&f| f != 0);
-    }
-    if !o.noxattrs {
-        item.xattrs = ext.xattrs;
-    }
+    set_cached_attrs(shared, &mut item, ext);
     job.item = Some(item);
     job.result = Some(res);
     true

@@ -93,6 +93,9 @@ pub enum JobKind {
     /// An item needing only extended attributes (dirs, symlinks, devices, hardlink slaves).
     Special {
         ext_attrs: bool,
+        /// A directory's stat as the walker saw it (its attributes may come from the files
+        /// cache).
+        dir: Option<crate::archive::files_cache::FileStat>,
     },
     /// A regular file (or special file read as one) whose content must be stored.
     File {
@@ -587,7 +590,12 @@ impl Pipeline {
     fn submit<'s>(&mut self, scope: &rayon::Scope<'s>, shared: &'s Shared<'s>, job: Job) {
         let cheap = matches!(
             job.kind,
-            JobKind::Status | JobKind::Warning(_) | JobKind::Special { ext_attrs: false }
+            JobKind::Status
+                | JobKind::Warning(_)
+                | JobKind::Special {
+                    ext_attrs: false,
+                    ..
+                }
         );
         if cheap {
             self.queue.push_back(Slot::new(true, Some(job)));

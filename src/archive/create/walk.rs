@@ -371,8 +371,17 @@ impl<'a, 's> Walker<'a, 's> {
         let apath = Self::archive_path(path, strip)?;
         let mut item = self.stat_item(apath.clone(), meta);
         item.mode = meta.mode();
+        let stat = crate::archive::files_cache::FileStat {
+            inode: meta.ino(),
+            size: meta.len(),
+            ctime: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            mtime: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        };
         self.jobs.push(Job {
-            kind: JobKind::Special { ext_attrs: true },
+            kind: JobKind::Special {
+                ext_attrs: true,
+                dir: Some(stat),
+            },
             status: None,
             path: path.to_vec(),
             item: Some(item),
@@ -489,7 +498,10 @@ impl<'a, 's> Walker<'a, 's> {
                 let mut item = self.stat_item(apath, meta);
                 item.source = Some(target.as_os_str().as_bytes().to_vec());
                 self.jobs.push(Job {
-                    kind: JobKind::Special { ext_attrs: true },
+                    kind: JobKind::Special {
+                        ext_attrs: true,
+                        dir: None,
+                    },
                     status: Some('s'),
                     path: path.to_vec(),
                     item: Some(item),
@@ -529,7 +541,10 @@ impl<'a, 's> Walker<'a, 's> {
             item.hardlink_master = Some(master);
         }
         self.jobs.push(Job {
-            kind: JobKind::Special { ext_attrs: true },
+            kind: JobKind::Special {
+                ext_attrs: true,
+                dir: None,
+            },
             status: Some(status),
             path: path.to_vec(),
             item: Some(item),
@@ -557,7 +572,10 @@ impl<'a, 's> Walker<'a, 's> {
         if let Some(s) = source {
             item.source = Some(s);
             self.jobs.push(Job {
-                kind: JobKind::Special { ext_attrs: true },
+                kind: JobKind::Special {
+                    ext_attrs: true,
+                    dir: None,
+                },
                 status: Some('h'),
                 path: path.to_vec(),
                 item: Some(item),
