@@ -218,18 +218,7 @@ impl FilesCache {
         if self.mode.disabled || !self.mode.ctime {
             return;
         }
-        self.entries.insert(
-            path_hash,
-            FileEntry {
-                age: 0,
-                inode: st.inode,
-                size: st.size,
-                ctime: st.ctime,
-                mtime: st.mtime,
-                chunks: Vec::new(),
-                ext: Some(Box::new(ext)),
-            },
-        );
+        self.insert(path_hash, st, Vec::new(), Some(Box::new(ext)));
     }
 
     /// borg's `memorize_file`.
@@ -243,6 +232,16 @@ impl FilesCache {
             st.mtime
         };
         self.newest_cmtime = Some(self.newest_cmtime.map_or(cm, |n| n.max(cm)));
+        self.insert(path_hash, st, chunks, None);
+    }
+
+    fn insert(
+        &mut self,
+        path_hash: ObjectId,
+        st: &FileStat,
+        chunks: Vec<ObjectId>,
+        ext: Option<Box<ExtAttrs>>,
+    ) {
         self.entries.insert(
             path_hash,
             FileEntry {
@@ -252,7 +251,7 @@ impl FilesCache {
                 ctime: st.ctime,
                 mtime: st.mtime,
                 chunks,
-                ext: None,
+                ext,
             },
         );
     }
@@ -497,5 +496,51 @@ mod tests {
         // modes without ctime never skip the open
         let mut fc3 = FilesCache::load(d.path(), "mtime,size".parse().unwrap());
         assert_eq!(fc3.lookup_with_ext(&a, &st, 0), None);
+    }
+
+    /// Directory entries (attributes, no chunks) are kept by the files' newest timestamp and
+    /// do not move it.
+    #[test]
+    fn directory_attributes() {
+        let d = tempfile::tempdir().unwrap();
+        let mut fc = FilesCache::load(d.path(), FilesCacheMode::default());
+        let at = |ctime| FileStat {
+            inode: 7,
+            size: 60,
+            ctime,
+            mtime: ctime,
+        };
+        let ext = ExtAttrs {
+            mask: EXT_FLAGS | EXT_XATTRS | EXT_NO_ACLS,
+            bsdflags: None,
+            xattrs: Some(vec![(b"user.d".to_vec(), b"1".to_vec())]),
+        };
+        let (file, newest, old_dir, new_dir) = (
+            ObjectId([1; 32]),
+            ObjectId([2; 32]),
+            ObjectId([3; 32]),
+            ObjectId([4; 32]),
+        );
+        fc.memorize(file, &at(100), vec![ObjectId([9; 32])]);
+        fc.memorize(newest, &at(300), vec![]);
+        fc.memorize_attrs(old_dir, &at(50), ext.clone());
+        // newer than every file: were it counted, `newest` would be kept
+        fc.memorize_attrs(new_dir, &at(400), ext.clone());
+        fc.save().unwrap();
+        let mut fc = FilesCache::load(d.path(), FilesCacheMode::default());
+        assert!(fc.lookup_with_ext(&file, &at(100), 0).is_none(), "no ext");
+        assert_eq!(fc.lookup(&file, &at(100)).1, Some(vec![ObjectId([9; 32])]));
+        assert_eq!(fc.lookup(&newest, &at(300)), (false, None));
+        assert_eq!(
+            fc.lookup_with_ext(&old_dir, &at(50), 7),
+            Some((vec![], ext))
+        );
+        assert_eq!(fc.lookup_with_ext(&new_dir, &at(400), 0), None);
+        // a changed directory (an entry added moves its ctime) is read again
+        assert_eq!(fc.lookup_with_ext(&old_dir, &at(51), 0), None);
+        // without ctime comparison nothing is remembered for directories
+        let mut fc = FilesCache::load(d.path(), "mtime,size,inode".parse().unwrap());
+        fc.memorize_attrs(new_dir, &at(400), ExtAttrs::default());
+        assert!(!fc.entries.contains_key(&new_dir));
     }
 }
