@@ -121,6 +121,19 @@ pub struct FileStat {
     pub mtime: i64,
 }
 
+impl FileStat {
+    /// The fields of a stat result (times in ns).
+    pub fn of(m: &std::fs::Metadata) -> FileStat {
+        use std::os::unix::fs::MetadataExt;
+        FileStat {
+            inode: m.ino(),
+            size: m.size(),
+            ctime: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            mtime: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        }
+    }
+}
+
 pub struct FilesCache {
     path: PathBuf,
     mode: FilesCacheMode,

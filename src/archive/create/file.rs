@@ -244,15 +244,6 @@ fn open_dir(p: &Path) -> std::io::Result<File> {
         .open(p)
 }
 
-fn stat_of(m: &std::fs::Metadata) -> FileStat {
-    FileStat {
-        inode: m.ino(),
-        size: m.len(),
-        ctime: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
-        mtime: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-    }
-}
-
 /// References to an unchanged file's chunks, if every one is still in the repository.
 fn reuse_chunks(shared: &Shared, ids: &[crate::repo::ObjectId]) -> Option<Vec<ChunkRef>> {
     if !ids.iter().all(|i| shared.store.contains(i)) {
@@ -372,7 +363,7 @@ fn process_file(
         job.result = Some(res);
         return Ok(());
     }
-    let fstat = stat_of(&st);
+    let fstat = FileStat::of(&st);
     let path_hash = path_hash_of(shared, &path);
     let mut chunks: Option<Vec<ChunkRef>> = None;
     let status;
@@ -423,7 +414,7 @@ fn process_file(
             };
             // changed while we read it?
             if let Ok(st2) = f.metadata() {
-                let s2 = stat_of(&st2);
+                let s2 = FileStat::of(&st2);
                 res.changed = !special
                     && match shared.opts.files_changed {
                         FilesChanged::Ctime => s2.ctime != fstat.ctime,

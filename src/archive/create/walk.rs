@@ -371,12 +371,7 @@ impl<'a, 's> Walker<'a, 's> {
         let apath = Self::archive_path(path, strip)?;
         let mut item = self.stat_item(apath.clone(), meta);
         item.mode = meta.mode();
-        let stat = crate::archive::files_cache::FileStat {
-            inode: meta.ino(),
-            size: meta.len(),
-            ctime: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-            mtime: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-        };
+        let stat = crate::archive::files_cache::FileStat::of(meta);
         self.jobs.push(Job {
             kind: JobKind::Special {
                 ext_attrs: true,
