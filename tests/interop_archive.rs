@@ -329,7 +329,7 @@ fn file_changing_while_read_is_reported() {
     let t = std::thread::spawn(move || {
         let mut n = 0u64;
         while !s2.load(std::sync::atomic::Ordering::Relaxed) {
-            let mode = if n % 2 == 0 { 0o644 } else { 0o600 };
+            let mode = if n.is_multiple_of(2) { 0o644 } else { 0o600 };
             let _ =
                 std::fs::set_permissions(&b2, std::os::unix::fs::PermissionsExt::from_mode(mode));
             if n == 50 {

@@ -196,7 +196,7 @@ fn strftime_matches_python() {
         for _ in 0..n {
             let piece: &String = rng.pick(&pieces);
             f.push_str(piece);
-            if rng.next() % 3 == 0 {
+            if rng.next().is_multiple_of(3) {
                 let sep: &&str = rng.pick(&["-", " ", "T", ":", "%", "ab"]);
                 f.push_str(sep);
             }

@@ -9,6 +9,7 @@
 //! environment variable `RBORG_SIMD=reference|scalar|avx2|avx512|neon`). All paths give
 //! identical results; the property tests check that.
 
+pub mod aes_ctr;
 pub mod buzhash;
 pub mod sha256;
 pub mod zero;

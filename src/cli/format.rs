@@ -177,7 +177,7 @@ fn parse_spec(s: &str) -> Spec {
 fn group(digits: &str, sep: char) -> String {
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(sep);
         }
         out.push(ch);

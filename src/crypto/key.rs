@@ -267,6 +267,30 @@ fn ctr_with(cipher: &Aes256, block: &[u8; 16]) -> Aes256Ctr {
     StreamCipherCoreWrapper::from_core(core)
 }
 
+/// AES-256-CTR with borg's big-endian 128-bit counter: the VAES kernel where the CPU has it
+/// (four blocks per instruction), the `aes`/`ctr` crates elsewhere; the same keystream.
+struct Cipher {
+    aes: Aes256,
+    vaes: Option<rborg_simd::aes_ctr::Aes256Ctr>,
+}
+
+impl Cipher {
+    fn new(key: &[u8; 32]) -> Cipher {
+        Cipher {
+            aes: Aes256::new(key.into()),
+            vaes: rborg_simd::aes_ctr::Aes256Ctr::new(key),
+        }
+    }
+
+    /// XORs the keystream starting at counter `block` into `data`.
+    fn apply(&self, block: &[u8; 16], data: &mut [u8]) {
+        match &self.vaes {
+            Some(v) => v.apply_keystream(u128::from_be_bytes(*block), data),
+            None => ctr_with(&self.aes, block).apply_keystream(data),
+        }
+    }
+}
+
 /// SHA-256 based hashes (plain for unencrypted ids, HMAC otherwise) as [`HmacLanes`]: one
 /// message at a time or many in two lanes.
 enum IdFn {
@@ -286,7 +310,7 @@ pub struct Key {
     pub material: Option<KeyMaterial>,
     id_fn: IdFn,
     mac: Option<Mac32>,
-    cipher: Option<Aes256>,
+    cipher: Option<Cipher>,
     pub ivs: IvAllocator,
     /// Where the blob lives (key file path or repository location), for messages.
     pub target: Option<String>,
@@ -314,7 +338,7 @@ impl Key {
                     } else {
                         Mac32::Hmac(HmacLanes::hmac(&m.enc_hmac_key))
                     };
-                    (Some(mac), Some(Aes256::new((&m.enc_key).into())))
+                    (Some(mac), Some(Cipher::new(&m.enc_key)))
                 } else {
                     (None, None)
                 };
@@ -403,7 +427,7 @@ impl Key {
         buf[33..41].copy_from_slice(&iv.to_be_bytes());
         let mut block = [0u8; 16];
         block[8..].copy_from_slice(&iv.to_be_bytes());
-        ctr_with(cipher, &block).apply_keystream(&mut buf[41..]);
+        cipher.apply(&block, &mut buf[41..]);
         let mac = self.mac32(&buf[33..]);
         buf[1..33].copy_from_slice(&mac);
     }
@@ -448,7 +472,7 @@ impl Key {
         let ctr_block = self.check_envelope(id, envelope)?;
         let mut out = envelope[Self::payload_start(ctr_block.is_some())..].to_vec();
         if let (Some(cipher), Some(block)) = (&self.cipher, ctr_block) {
-            ctr_with(cipher, &block).apply_keystream(&mut out);
+            cipher.apply(&block, &mut out);
         }
         Ok(out)
     }
@@ -463,7 +487,7 @@ impl Key {
         let ctr_block = self.check_envelope(id, envelope)?;
         let out = &mut envelope[Self::payload_start(ctr_block.is_some())..];
         if let (Some(cipher), Some(block)) = (&self.cipher, ctr_block) {
-            ctr_with(cipher, &block).apply_keystream(out);
+            cipher.apply(&block, out);
         }
         Ok(out)
     }
@@ -500,7 +524,7 @@ impl Key {
             let start = Self::payload_start(self.cipher.is_some());
             if let Some(cipher) = &self.cipher {
                 let block = Self::ctr_block(&env);
-                ctr_with(cipher, &block).apply_keystream(&mut env[start..]);
+                cipher.apply(&block, &mut env[start..]);
             }
             let plain = match decode(i, id, &env[start..]) {
                 Ok(p) => p,
@@ -517,7 +541,7 @@ impl Key {
         let mut source = objs.into_iter().enumerate();
         let mut lanes: Lanes<Vec<u8>> = Lanes::default();
         let hash_of = |tag: usize| {
-            if tag % 2 == 0 {
+            if tag.is_multiple_of(2) {
                 mac_lanes.expect("MAC lanes")
             } else {
                 id_lanes.expect("id lanes")

@@ -173,7 +173,7 @@ pub fn from_xattr(buf: &[u8]) -> Result<Vec<Entry>, AclFormatError> {
         )));
     }
     let body = &buf[HEADER_SIZE..];
-    if body.len() % ENTRY_SIZE != 0 {
+    if !body.len().is_multiple_of(ENTRY_SIZE) {
         return Err(AclFormatError(format!(
             "xattr size {} is not 4 + 8·n",
             buf.len()
