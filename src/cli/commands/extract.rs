@@ -72,12 +72,12 @@ fn warning_msgid(code: i32) -> &'static str {
     }
 }
 
-/// Loads an archive's metadata by name.
 /// Consecutive files whose content is fetched together: at most this many bytes...
 const SMALL_GROUP_BYTES: u64 = 1 << 20;
 /// ...and this many items.
 const SMALL_GROUP_ITEMS: usize = 16;
 
+/// Loads an archive's metadata by name.
 pub fn load_archive(
     session: &crate::archive::session::Session,
     name: &str,
