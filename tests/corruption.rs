@@ -814,16 +814,27 @@ fn lost_item_metadata_chunk(maker: Maker) {
     env.borg14(&["check", &repo]).ok();
     theirs_env.rborg(&["check", &theirs]).ok();
     let ours = list_names(env.rborg(&["list", "--short", &format!("{repo}::a1")]).ok());
-    let their = list_names(
-        theirs_env
-            .borg14(&["list", "--short", &format!("{theirs}::a1")])
-            .ok(),
-    );
     assert!(
         ours.len() > 1000 && ours.len() < 4001,
         "{} items kept",
         ours.len()
     );
+    let listed = theirs_env.borg14(&["list", "--short", &format!("{theirs}::a1")]);
+    if listed.rc == 2
+        && listed
+            .stderr
+            .contains("AttributeError: attribute user not found")
+    {
+        // borg 1.4.5's own resync sometimes keeps a partial item (chunk boundaries follow
+        // inode order, so it depends on the run) and then cannot list its repaired archive:
+        // there is nothing of borg's to compare with (seen in CI on 2026-11-26)
+        eprintln!(
+            "borg cannot list its own repaired archive: {}",
+            listed.stderr
+        );
+        return;
+    }
+    let their = list_names(listed.ok());
     if ours != their {
         let only_ours: Vec<_> = ours.iter().filter(|x| !their.contains(x)).collect();
         let only_theirs: Vec<_> = their.iter().filter(|x| !ours.contains(x)).collect();
