@@ -288,10 +288,10 @@ pub struct Extractor<'a> {
     pub opts: ExtractOptions,
     pub root: Option<SafeRoot>,
     /// Hardlink masters' chunks (by archive path), for slaves whose master is not extracted.
-    pub masters: HashMap<Vec<u8>, Vec<ChunkRef>>,
+    /// Locked: the next window's masters are added while the pool extracts the current one.
+    pub masters: std::sync::RwLock<HashMap<Vec<u8>, Vec<ChunkRef>>>,
     /// Archive path → extracted (possibly stripped) path of masters that were written.
     pub written_masters: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
-    pub dirs: Vec<Item>,
     stdout: Mutex<()>,
 }
 
@@ -331,9 +331,8 @@ impl<'a> Extractor<'a> {
             key,
             opts,
             root,
-            masters: HashMap::new(),
+            masters: std::sync::RwLock::new(HashMap::new()),
             written_masters: Mutex::new(HashMap::new()),
-            dirs: Vec::new(),
             stdout: Mutex::new(()),
         })
     }
@@ -536,14 +535,13 @@ impl<'a> Extractor<'a> {
     }
 
     /// Chunks of a regular-file item (its own, or its master's for a slave).
-    fn chunks_of<'i>(&'i self, item: &'i Item) -> Option<&'i [ChunkRef]> {
+    fn chunks_of<'i>(&self, item: &'i Item) -> Option<std::borrow::Cow<'i, [ChunkRef]>> {
         if let Some(c) = &item.chunks {
-            return Some(c);
+            return Some(std::borrow::Cow::Borrowed(c));
         }
-        item.source
-            .as_ref()
-            .and_then(|s| self.masters.get(s))
-            .map(|v| v.as_slice())
+        let masters = self.masters.read().unwrap_or_else(|e| e.into_inner());
+        let chunks = masters.get(item.source.as_ref()?)?;
+        Some(std::borrow::Cow::Owned(chunks.clone()))
     }
 
     /// Extracts one non-directory item at `dest` (its possibly stripped path).
@@ -568,14 +566,14 @@ impl<'a> Extractor<'a> {
                     if self.opts.stdout {
                         let _g = self.stdout.lock().unwrap_or_else(|e| e.into_inner());
                         let mut so = std::io::stdout().lock();
-                        match self.write_content(chunks, pre.take(), &mut |d| so.write_all(d))? {
+                        match self.write_content(&chunks, pre.take(), &mut |d| so.write_all(d))? {
                             Ok(n) => size = n,
                             Err(e) => return Err(ArchiveError::io("<stdout>", e)),
                         }
                         let _ = so.flush();
                     } else {
                         // fetched, decrypted and verified, then dropped
-                        if let Ok(n) = self.write_content(chunks, pre.take(), &mut |_| Ok(()))? {
+                        if let Ok(n) = self.write_content(&chunks, pre.take(), &mut |_| Ok(()))? {
                             size = n;
                         }
                     }
@@ -688,7 +686,7 @@ impl<'a> Extractor<'a> {
                 let mut pos = 0u64;
                 let big = chunks.iter().map(|c| c.size as u64).sum::<u64>() > BATCH_BYTES;
                 let positional = if big {
-                    self.write_positional(&f, chunks, sparse)?
+                    self.write_positional(&f, &chunks, sparse)?
                 } else {
                     Ok(None)
                 };
@@ -707,7 +705,7 @@ impl<'a> Extractor<'a> {
                         };
                         match if big { restart() } else { Ok(()) } {
                             Err(e) => Err(e),
-                            Ok(()) => self.write_content(chunks, pre.take(), &mut |d| {
+                            Ok(()) => self.write_content(&chunks, pre.take(), &mut |d| {
                                 if sparse && crate::chunker::is_all_zero(d) {
                                     use std::io::Seek;
                                     f.seek(std::io::SeekFrom::Current(d.len() as i64))?;
@@ -827,21 +825,27 @@ impl<'a> Extractor<'a> {
         match SafeRoot::components(dest) {
             Ok(c) if c.is_empty() => {}
             Ok(c) => {
-                // an existing non-directory at the place is replaced
+                // Made here first (the usual case: nothing there), so that opening it below
+                // is one openat; an existing non-directory at the place is replaced. Other
+                // failures are left to open_dir, which tries again and reports them.
                 if let Ok((dir, name)) = root.parent_of(dest) {
-                    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-                    // SAFETY: valid fd/name/out-pointer.
-                    let r = unsafe {
-                        libc::fstatat(
-                            dir.as_raw_fd(),
-                            name.as_ptr(),
-                            &mut st,
-                            libc::AT_SYMLINK_NOFOLLOW,
-                        )
-                    };
-                    if r == 0 && (st.st_mode & libc::S_IFMT) != libc::S_IFDIR {
-                        remove_existing(dir.as_raw_fd(), &name);
-                        root.forget();
+                    // SAFETY: valid fd and name.
+                    let made = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o777) };
+                    if made < 0 && last_err().raw_os_error() == Some(libc::EEXIST) {
+                        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                        // SAFETY: valid fd/name/out-pointer.
+                        let r = unsafe {
+                            libc::fstatat(
+                                dir.as_raw_fd(),
+                                name.as_ptr(),
+                                &mut st,
+                                libc::AT_SYMLINK_NOFOLLOW,
+                            )
+                        };
+                        if r == 0 && (st.st_mode & libc::S_IFMT) != libc::S_IFDIR {
+                            remove_existing(dir.as_raw_fd(), &name);
+                            root.forget();
+                        }
                     }
                 }
                 if let Err(p) = root.open_dir(&c, true) {
@@ -869,6 +873,31 @@ impl<'a> Extractor<'a> {
             Err(p) => w.push(map_problem(p, dest)),
         }
         w
+    }
+
+    /// Restores the attributes of `dirs` (items with their destination paths, in archive
+    /// order), each after everything inside it was written; warnings go to `report` in the
+    /// order the directories are done. Attributes of one directory never change another's,
+    /// so the deepest directories go first, each depth in parallel; only where a path
+    /// occurs twice (the first occurrence's attributes win, as borg's) is it one at a time.
+    pub fn restore_dirs(&self, dirs: &[Item], report: &mut dyn FnMut(Vec<ItemWarning>)) {
+        let mut seen = std::collections::HashSet::new();
+        if !dirs.iter().all(|d| seen.insert(d.path.as_slice())) {
+            for d in dirs.iter().rev() {
+                report(self.restore_dir(d, &d.path));
+            }
+            return;
+        }
+        let depth = |d: &Item| SafeRoot::components(&d.path).map_or(0, |c| c.len());
+        let mut order: Vec<(usize, &Item)> = dirs.iter().map(|d| (depth(d), d)).collect();
+        order.sort_by_key(|&(n, _)| std::cmp::Reverse(n));
+        for level in order.chunk_by(|a, b| a.0 == b.0) {
+            let done: Vec<Vec<ItemWarning>> = level
+                .par_iter()
+                .map(|(_, d)| self.restore_dir(d, &d.path))
+                .collect();
+            done.into_iter().for_each(&mut *report);
+        }
     }
 
     fn owner(&self, item: &Item) -> (u32, u32) {

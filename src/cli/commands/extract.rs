@@ -114,7 +114,7 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
         stdout: a.stdout,
     };
     let cwd = std::env::current_dir()?;
-    let mut ex = Extractor::new(&*session.repo, &session.key, opts, Some(&cwd))?;
+    let ex = Extractor::new(&*session.repo, &session.key, opts, Some(&cwd))?;
     let consider_parts = ctx.common.consider_part_files;
     let strip = a.strip_components;
     let selected = |item: &Item| -> Option<Vec<u8>> {
@@ -144,19 +144,12 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
             0u64,
         ));
     }
-    let mut window: Vec<(Item, Vec<u8>)> = Vec::new();
-    let flush = |window: &mut Vec<(Item, Vec<u8>)>,
-                 ex: &mut Extractor,
-                 progress: &mut Option<(crate::log::ProgressPercent, u64)>|
-     -> anyhow::Result<()> {
-        // items run in archive order; consecutive regular files run in parallel
-        let dups = {
-            let mut seen = std::collections::HashSet::new();
-            window.iter().any(|(_, d)| !seen.insert(d.clone()))
-        };
-        let parallel = !(dups || a.stdout);
+    let progress = std::sync::Mutex::new(progress);
+    // Extracts one window in archive order; consecutive regular files run in parallel (in
+    // groups) when `parallel`, whose directories were then made before.
+    let execute = |window: &[(Item, Vec<u8>)], parallel: bool| -> anyhow::Result<()> {
         let mut run: Vec<&(Item, Vec<u8>)> = Vec::new();
-        let exr = &*ex;
+        let exr = &ex;
         let flush_run = |run: &mut Vec<&(Item, Vec<u8>)>| -> anyhow::Result<()> {
             use rayon::prelude::*;
             let results: Vec<anyhow::Result<Vec<ItemWarning>>> = if parallel {
@@ -194,22 +187,12 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
             }
             Ok(())
         };
-        // With unique paths, every directory of the window can be made up front (each comes
-        // after its parent in archive order): files are then no longer split into short runs
-        // at every directory, and the whole window's files go to the pool together.
-        if parallel {
-            for (item, dest) in window.iter() {
-                if is_dir(item) {
-                    report(exr.make_dir(dest));
-                }
-            }
-        }
-        for entry in window.iter() {
+        for entry in window {
             let (item, dest) = entry;
             if is_parallel_file(item) {
                 run.push(entry);
             } else if parallel && is_dir(item) {
-                // made above
+                // made before
             } else {
                 flush_run(&mut run)?;
                 if is_dir(item) {
@@ -218,22 +201,24 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
                     report(exr.extract_item(item, dest)?);
                 }
             }
+            let mut progress = progress.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((p, done)) = progress.as_mut() {
                 *done += item.content_size();
                 p.show_with(*done, Some(&String::from_utf8_lossy(dest)));
             }
         }
-        flush_run(&mut run)?;
-        for (item, dest) in window.drain(..) {
-            if is_dir(&item) && !ex.opts.dry_run && !ex.opts.stdout {
-                ex.dirs.push(Item { path: dest, ..item });
-            }
-        }
-        Ok(())
+        flush_run(&mut run)
     };
+    let keep_dirs = !ex.opts.dry_run && !ex.opts.stdout;
+    // directories, with their destination paths, for restoring their attributes last
+    let mut dirs: Vec<Item> = Vec::new();
+    let mut window: Window = Vec::new();
+    // hardlink masters of `window`, made known when it is extracted
+    let mut pending_masters: Vec<(Vec<u8>, Vec<crate::archive::item::ChunkRef>)> = Vec::new();
     let mut unflagged_indexed = false;
-    // Items are fetched and decoded on a helper thread, in batches, while the pool extracts the
-    // previous window: otherwise the workers would idle during every window's decoding.
+    // Items are fetched and decoded on a helper thread, in batches; while the pool extracts
+    // one window (on a thread of its own), this thread takes the next one and makes its
+    // directories: otherwise the workers would idle at every window's start.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<crate::archive::Result<Item>>>(4);
     let (repo, key, ids) = (&*session.repo, &session.key, &meta.items);
     std::thread::scope(|scope| -> anyhow::Result<()> {
@@ -254,53 +239,164 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
         });
         // dropping `rx` on an early return stops the helper at its next send
         let rx = rx;
-        for item in rx.iter().flatten() {
-            let item = item?;
-            if item.hardlink_master == Some(true) {
-                if let Some(c) = &item.chunks {
-                    ex.masters.insert(item.path.clone(), c.clone());
+        let mut inflight: Option<InFlight> = None;
+        // `None` at the end: the last window is dispatched like the others
+        let items = rx.iter().flatten().map(Some).chain(std::iter::once(None));
+        for item in items {
+            if let Some(item) = item {
+                let item = item?;
+                if item.hardlink_master == Some(true) {
+                    if let Some(c) = &item.chunks {
+                        pending_masters.push((item.path.clone(), c.clone()));
+                    }
+                }
+                let Some(dest) = selected(&item) else {
+                    continue;
+                };
+                if item.is_hardlink_slave() && !unflagged_indexed {
+                    let src = item.source.as_deref().unwrap_or_default();
+                    let known = || {
+                        pending_masters.iter().any(|(p, _)| p == src)
+                            || ex
+                                .masters
+                                .read()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .contains_key(src)
+                            || ex
+                                .written_masters
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .contains_key(src)
+                    };
+                    if !known() {
+                        // the window in flight may be the one writing it
+                        if let Some(f) = inflight.take() {
+                            f.finish(keep_dirs, &mut dirs)?;
+                        }
+                        if !known() {
+                            index_unflagged_masters(&ex, &selected, &session, &meta)?;
+                            unflagged_indexed = true;
+                        }
+                    }
+                }
+                if a.list {
+                    crate::log::info("borg.output.list", &String::from_utf8_lossy(&dest));
+                }
+                window.push((item, dest));
+                if window.len() < WINDOW {
+                    continue;
                 }
             }
-            let Some(dest) = selected(&item) else {
+            if window.is_empty() {
                 continue;
+            }
+            let window = std::mem::take(&mut window);
+            let dups = {
+                let mut seen = std::collections::HashSet::new();
+                window.iter().any(|(_, d)| !seen.insert(d.as_slice()))
             };
-            if item.is_hardlink_slave() && !unflagged_indexed {
-                let src = item.source.as_deref().unwrap_or_default();
-                let known = ex.masters.contains_key(src)
-                    || ex
-                        .written_masters
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .contains_key(src);
-                if !known {
-                    index_unflagged_masters(&mut ex, &selected, &session, &meta)?;
-                    unflagged_indexed = true;
+            let writes: std::collections::HashSet<Vec<u8>> = window
+                .iter()
+                .filter(|(item, _)| !is_dir(item))
+                .filter_map(|(_, d)| normalised(d))
+                .collect();
+            // With unique paths and no directory at or under another item's path, every
+            // directory of the window can be made up front (each comes after its parent in
+            // archive order): files are then not split into short runs at every directory.
+            let parallel = !(dups || a.stdout || clashes(&writes, &window));
+            if parallel {
+                // made while the previous window is extracted, unless one is at or under a
+                // path that window writes
+                if inflight
+                    .as_ref()
+                    .is_some_and(|f| clashes(&f.writes, &window))
+                {
+                    if let Some(f) = inflight.take() {
+                        f.finish(keep_dirs, &mut dirs)?;
+                    }
+                }
+                for (item, dest) in &window {
+                    if is_dir(item) {
+                        report(ex.make_dir(dest));
+                    }
                 }
             }
-            if a.list {
-                crate::log::info("borg.output.list", &String::from_utf8_lossy(&dest));
+            if let Some(f) = inflight.take() {
+                f.finish(keep_dirs, &mut dirs)?;
             }
-            window.push((item, dest));
-            if window.len() >= WINDOW {
-                flush(&mut window, &mut ex, &mut progress)?;
-            }
+            ex.masters
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(pending_masters.drain(..));
+            let execute = &execute;
+            let handle = scope.spawn(move || (execute(&window, parallel), window));
+            inflight = Some(InFlight { handle, writes });
+        }
+        if let Some(f) = inflight.take() {
+            f.finish(keep_dirs, &mut dirs)?;
         }
         Ok(())
     })?;
-    flush(&mut window, &mut ex, &mut progress)?;
-    if let Some((mut p, _)) = progress {
+    if let Some((mut p, _)) = progress.into_inner().unwrap_or_else(|e| e.into_inner()) {
         p.finish();
     }
-    // directory attributes last, deepest (latest) first
-    let dirs = std::mem::take(&mut ex.dirs);
-    for d in dirs.iter().rev() {
-        let dest = d.path.clone();
-        report(ex.restore_dir(d, &dest));
-    }
+    // directory attributes last, deepest first
+    ex.restore_dirs(&dirs, &mut report);
     for w in matcher.never_matched_warnings() {
         exit::warn(101, Some("IncludePatternNeverMatchedWarning"), &w);
     }
     Ok(())
+}
+
+/// Items to extract, each with its destination path.
+type Window = Vec<(Item, Vec<u8>)>;
+
+/// A window being extracted on its own thread.
+struct InFlight<'s> {
+    /// the outcome, and the window handed back
+    handle: std::thread::ScopedJoinHandle<'s, (anyhow::Result<()>, Window)>,
+    /// normalised paths of its items other than directories
+    writes: std::collections::HashSet<Vec<u8>>,
+}
+
+impl InFlight<'_> {
+    /// Waits for the window; its directories go to `dirs` when `keep_dirs`.
+    fn finish(self, keep_dirs: bool, dirs: &mut Vec<Item>) -> anyhow::Result<()> {
+        let (outcome, window) = self
+            .handle
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        outcome?;
+        if keep_dirs {
+            for (item, dest) in window {
+                if is_dir(&item) {
+                    dirs.push(Item { path: dest, ..item });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Is a directory of `window` at or under one of the (normalised) paths in `writes`?
+fn clashes(writes: &std::collections::HashSet<Vec<u8>>, window: &[(Item, Vec<u8>)]) -> bool {
+    window
+        .iter()
+        .filter(|(item, _)| is_dir(item))
+        .any(|(_, dest)| {
+            let Ok(comps) = crate::archive::extract::SafeRoot::components(dest) else {
+                return false;
+            };
+            (1..=comps.len()).any(|n| writes.contains(&comps[..n].join(&b'/')))
+        })
+}
+
+/// A destination path with its components joined by single slashes (`None`: not
+/// extractable; such an item gets a warning and writes nothing).
+fn normalised(dest: &[u8]) -> Option<Vec<u8>> {
+    crate::archive::extract::SafeRoot::components(dest)
+        .ok()
+        .map(|c| c.join(&b'/'))
 }
 
 /// Archives made by import-tar (borg's and rborg's) mark no `hardlink_master`: a slave's
@@ -308,7 +404,7 @@ pub fn run(a: &ExtractArgs, ctx: &Ctx) -> anyhow::Result<()> {
 /// unknown, one extra pass over the items finds every slave's master: a selected master is
 /// linked to at its destination, an unselected one lends its chunks.
 fn index_unflagged_masters(
-    ex: &mut Extractor,
+    ex: &Extractor,
     selected: &dyn Fn(&Item) -> Option<Vec<u8>>,
     session: &crate::archive::session::Session,
     meta: &crate::archive::meta::ArchiveMeta,
@@ -334,7 +430,11 @@ fn index_unflagged_masters(
             }
             None => {
                 if let Some(c) = item.chunks {
-                    ex.masters.entry(item.path.clone()).or_insert(c);
+                    ex.masters
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(item.path.clone())
+                        .or_insert(c);
                 }
             }
         }
