@@ -227,12 +227,21 @@ impl Chunker {
     /// one maximal chunk plus 1 MiB of read-ahead. Boundaries equal [`Chunker::chunks`] over
     /// the whole stream, whatever sizes the reads return.
     pub fn reader<R: Read>(&self, inner: R) -> ChunkReader<'_, R> {
+        self.reader_with(inner, Vec::new())
+    }
+
+    /// [`Chunker::reader`] reading into `buf` (any contents; given back by
+    /// [`ChunkReader::into_buffer`]): a buffer reused from file to file is neither mapped
+    /// nor zeroed again.
+    pub fn reader_with<R: Read>(&self, inner: R, mut buf: Vec<u8>) -> ChunkReader<'_, R> {
         let max = self.max_chunk_size();
+        let cap = max.max(4096) + (1 << 20).min(max.max(4096));
+        buf.truncate(cap);
         ChunkReader {
             chunker: self,
             inner,
-            buf: Vec::new(),
-            cap: max.max(4096) + (1 << 20).min(max.max(4096)),
+            buf,
+            cap,
             start: 0,
             end: 0,
             offset: 0,
@@ -287,6 +296,11 @@ impl<'c, R: Read> ChunkReader<'c, R> {
     /// The underlying reader.
     pub fn into_inner(self) -> R {
         self.inner
+    }
+
+    /// The read buffer, for reuse by [`Chunker::reader_with`].
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 
     /// Offset in the stream of the next chunk.

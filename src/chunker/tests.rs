@@ -236,6 +236,49 @@ fn reader_matches_buffer_default_params() {
     assert_eq!(c.reader(&[][..]).count(), 0);
 }
 
+/// A buffer handed from one reader to the next (`reader_with` / `into_buffer`, as create
+/// does from file to file) keeps the previous stream's bytes, in any length: the cuts must
+/// not see them.
+#[test]
+fn reused_reader_buffer_gives_the_same_chunks() {
+    let c = Chunker::new(ChunkerParams::DEFAULT, 0x1234_5678).unwrap();
+    let mut buf = vec![0xA5u8; 3 << 20];
+    for (n, len) in [
+        (1u64, 13usize << 20),
+        (2, 5 << 20),
+        (3, 300_000),
+        (4, 0),
+        (5, 11 << 20),
+    ] {
+        let data = mixed(format!("reuse {n}").as_bytes(), len);
+        let want: Vec<Vec<u8>> = c.chunks(&data).map(|s| s.to_vec()).collect();
+        let mut r = c.reader_with(Jumpy::new(&data, n), std::mem::take(&mut buf));
+        let mut got = Vec::new();
+        while let Some(chunk) = r.next_chunk() {
+            got.push(chunk.unwrap().to_vec());
+        }
+        assert!(got == want, "stream {n} ({len} bytes)");
+        buf = r.into_buffer();
+        assert!(!buf.is_empty() || len == 0, "the buffer comes back");
+    }
+    // longer than this chunker's buffer (kept by another chunker): cut down, same chunks
+    let small = Chunker::new(
+        ChunkerParams::Fixed {
+            block_size: 4096,
+            header_size: 0,
+        },
+        0,
+    )
+    .unwrap();
+    let data = mixed(b"fixed", 100_000);
+    let mut r = small.reader_with(&data[..], vec![7u8; 20 << 20]);
+    let mut sizes = Vec::new();
+    while let Some(chunk) = r.next_chunk() {
+        sizes.push(chunk.unwrap().len());
+    }
+    assert_eq!(sizes, small.chunk_lengths(&data));
+}
+
 #[test]
 fn reader_propagates_errors() {
     struct Failing(usize);

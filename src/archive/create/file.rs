@@ -521,7 +521,9 @@ fn read_big(
     let in_flight = &shared.chunks_in_flight;
     let ahead = rayon::current_num_threads().max(1);
     let mut read_err = None;
-    let mut reader = shared.chunker.reader(f);
+    let mut reader = shared
+        .chunker
+        .reader_with(&mut *f, shared.read_buffers.take());
     rayon::scope(|s| loop {
         match reader.next_chunk() {
             None => break,
@@ -562,6 +564,7 @@ fn read_big(
             }
         }
     });
+    shared.read_buffers.give(reader.into_buffer());
     match read_err {
         Some(e) => Err(ReadError::Io(e)),
         None => Ok(()),
