@@ -28,6 +28,14 @@ pub struct FilesCacheMode {
     pub disabled: bool,
 }
 
+impl FilesCacheMode {
+    /// Does this mode remember directories' attributes ([`FilesCache::memorize_attrs`])?
+    /// Only a ctime comparison notices attribute changes.
+    pub fn keeps_dir_attrs(&self) -> bool {
+        self.ctime && !self.disabled
+    }
+}
+
 impl Default for FilesCacheMode {
     fn default() -> Self {
         FilesCacheMode {
@@ -228,10 +236,9 @@ impl FilesCache {
     /// Remembers a directory's attributes (an entry without chunks). Directories do not
     /// move the newest timestamp that decides which files are kept: only files do in borg.
     pub fn memorize_attrs(&mut self, path_hash: ObjectId, st: &FileStat, ext: ExtAttrs) {
-        if self.mode.disabled || !self.mode.ctime {
-            return;
+        if self.mode.keeps_dir_attrs() {
+            self.insert(path_hash, st, Vec::new(), Some(Box::new(ext)));
         }
-        self.insert(path_hash, st, Vec::new(), Some(Box::new(ext)));
     }
 
     /// borg's `memorize_file`.

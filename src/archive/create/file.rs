@@ -523,7 +523,7 @@ fn read_big(
     let mut read_err = None;
     let mut reader = shared
         .chunker
-        .reader_with(&mut *f, shared.read_buffers.take());
+        .reader_with(&mut *f, shared.read_buffer.take());
     rayon::scope(|s| loop {
         match reader.next_chunk() {
             None => break,
@@ -564,7 +564,7 @@ fn read_big(
             }
         }
     });
-    shared.read_buffers.give(reader.into_buffer());
+    shared.read_buffer.give(reader.into_buffer());
     match read_err {
         Some(e) => Err(ReadError::Io(e)),
         None => Ok(()),

@@ -153,8 +153,8 @@ pub struct Shared<'a> {
     pub key: &'a crate::crypto::Key,
     /// Chunks of big files handed to other workers and not yet stored.
     pub chunks_in_flight: std::sync::atomic::AtomicUsize,
-    /// Big files' read buffers.
-    pub read_buffers: Buffers,
+    /// Big files' read buffer.
+    pub read_buffer: KeptBuffer,
     /// Workers store chunks under the read side; a checkpoint takes the write side to see
     /// every stored chunk recorded in some file's progress (see `progress`).
     pub gate: RwLock<()>,
@@ -162,38 +162,27 @@ pub struct Shared<'a> {
     pub abort: AtomicBool,
 }
 
-/// Big buffers kept for the next file: a fresh one costs a page fault for every 4 KiB (the
+/// One big buffer kept for the next file: a fresh one costs a page fault for every 4 KiB (the
 /// kernel maps and zeroes each page), and big files' 9 MiB read buffers were a third of a
-/// first create's fresh-memory faults (bench corpus: 145k -> 95k). At most `keep` are kept.
-pub struct Buffers {
-    kept: Mutex<Vec<Vec<u8>>>,
-    keep: usize,
-    /// bigger buffers are not kept
-    max: usize,
-}
+/// first create's fresh-memory faults (bench corpus: 148k -> 110k). Only one is kept: a
+/// second big file read at the same time gets a buffer of its own, which is then dropped
+/// (peak RSS stays below borg's).
+#[derive(Default)]
+pub struct KeptBuffer(Mutex<Vec<u8>>);
 
-impl Buffers {
-    pub fn new(keep: usize, max: usize) -> Buffers {
-        Buffers {
-            kept: Mutex::new(Vec::new()),
-            keep,
-            max,
-        }
-    }
+/// A buffer grown beyond this (by unusual chunker parameters) is not kept.
+const KEEP_BUFFER: usize = 32 << 20;
 
-    /// A kept buffer (with whatever it held), or a new empty one.
+impl KeptBuffer {
+    /// The kept buffer (with whatever it held), or a new empty one.
     pub fn take(&self) -> Vec<u8> {
-        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        kept.pop().unwrap_or_default()
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     pub fn give(&self, b: Vec<u8>) {
-        if b.capacity() == 0 || b.capacity() > self.max {
-            return;
-        }
-        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        if kept.len() < self.keep {
-            kept.push(b);
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.capacity() == 0 && b.capacity() <= KEEP_BUFFER {
+            *kept = b;
         }
     }
 }
@@ -437,9 +426,7 @@ pub fn create(
         files: Mutex::new(files),
         key,
         chunks_in_flight: std::sync::atomic::AtomicUsize::new(0),
-        // one: a second big file read at the same time gets a buffer of its own, which is
-        // then dropped (peak RSS stays below borg's)
-        read_buffers: Buffers::new(1, 32 << 20),
+        read_buffer: KeptBuffer::default(),
         gate: RwLock::new(()),
         abort: AtomicBool::new(false),
     };

@@ -371,11 +371,16 @@ impl<'a, 's> Walker<'a, 's> {
         let apath = Self::archive_path(path, strip)?;
         let mut item = self.stat_item(apath.clone(), meta);
         item.mode = meta.mode();
-        let stat = crate::archive::files_cache::FileStat::of(meta);
+        // only where the files cache can supply its attributes (no path hash otherwise)
+        let dir = self
+            .opts
+            .files_cache
+            .keeps_dir_attrs()
+            .then(|| crate::archive::files_cache::FileStat::of(meta));
         self.jobs.push(Job {
             kind: JobKind::Special {
                 ext_attrs: true,
-                dir: Some(stat),
+                dir,
             },
             status: None,
             path: path.to_vec(),
