@@ -80,11 +80,6 @@ impl<'a> ChunkStore<'a> {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Is a chunk known (stored before or in this run)?
-    pub fn contains(&self, id: &ObjectId) -> bool {
-        self.lock().contains(id)
-    }
-
     fn note_added(&self, id: ObjectId, size: u32, csize: u32) {
         self.added
             .lock()
@@ -108,6 +103,31 @@ impl<'a> ChunkStore<'a> {
         drop(idx);
         self.note_added(*id, r.size, r.csize);
         Some(r)
+    }
+
+    /// References to every one of `ids` (an unchanged file's chunks) under one lock, or
+    /// `None`, taking none, when one is unknown or still being stored.
+    pub fn incref_all(&self, ids: &[ObjectId]) -> Option<Vec<ChunkRef>> {
+        let mut idx = self.lock();
+        let mut refs = Vec::with_capacity(ids.len());
+        for id in ids {
+            let e = idx.map.get(id).filter(|e| e.csize != PENDING)?;
+            refs.push(ChunkRef {
+                id: *id,
+                size: e.size,
+                csize: e.csize,
+            });
+        }
+        for id in ids {
+            let e = idx.map.get_mut(id).expect("checked above");
+            e.refcount = e.refcount.saturating_add(1);
+        }
+        drop(idx);
+        let mut added = self.added.lock().unwrap_or_else(|e| e.into_inner());
+        for r in &refs {
+            added.add(r.id, r.size, r.csize, 1);
+        }
+        Some(refs)
     }
 
     /// Stores (or references) one chunk of plaintext; returns its reference and whether it
@@ -219,5 +239,49 @@ impl<'a> ChunkStore<'a> {
 
     pub fn index_snapshot_stats(&self) -> super::cache::CacheStats {
         self.lock().stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incref_all_takes_every_reference_or_none() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("repo");
+        let loc = crate::repo::location::Location::parse(p.to_str().unwrap()).unwrap();
+        let opts = crate::repo::OpenOptions {
+            create: true,
+            exclusive: Some(true),
+            ..Default::default()
+        };
+        let repo = crate::repo::open(&loc, &opts).unwrap();
+        let key = Key::plaintext();
+        let store = ChunkStore::new(&*repo, &key, Compression::None, ChunkIndex::default());
+        let (a, _) = store.store(b"one").unwrap();
+        let (b, _) = store.store(b"two").unwrap();
+        let unknown = key.id_hash(b"three");
+        // a chunk another worker is storing right now
+        let pending = key.id_hash(b"four");
+        store.lock().map.insert(
+            pending,
+            ChunkEntry {
+                refcount: 0,
+                size: 4,
+                csize: PENDING,
+            },
+        );
+        assert_eq!(store.incref_all(&[a.id, pending]), None);
+        assert_eq!(store.incref_all(&[b.id, unknown]), None);
+        assert_eq!(store.incref_all(&[a.id, b.id, a.id]), Some(vec![a, b, a]));
+        assert_eq!(store.incref_all(&[]), Some(vec![]));
+        let (index, added) = store.into_index();
+        // one reference from storing, two more taken; nothing from the refused calls
+        assert_eq!(index.get(&a.id).unwrap().refcount, 3);
+        assert_eq!(index.get(&b.id).unwrap().refcount, 2);
+        assert_eq!(added.get(&a.id).unwrap().refcount, 3);
+        assert_eq!(added.get(&b.id).unwrap().refcount, 2);
+        assert_eq!(index.get(&pending).unwrap().refcount, 0);
     }
 }

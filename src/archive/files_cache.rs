@@ -317,6 +317,11 @@ impl FilesCache {
             .map_err(|e| ArchiveError::io(&self.path, e))
     }
 
+    /// The file it is loaded from and saved to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -390,13 +390,66 @@ impl Builder<'_, '_> {
     }
 }
 
-/// Runs `create` for `roots` (paths as given; `-` is handled by the caller).
+/// The trees to archive (paths as given; `-` is handled by the caller), their directories
+/// already being listed by a helper thread.
+pub struct Sources {
+    roots: Vec<Vec<u8>>,
+    skip_inodes: std::collections::HashSet<(u64, u64)>,
+    ahead: prefetch::ReadAhead,
+    /// The files cache, being loaded meanwhile ([`Sources::load_files_cache`]).
+    files: Option<std::thread::JoinHandle<FilesCache>>,
+}
+
+impl Sources {
+    /// Starts listing `roots` at once: the listing overlaps the key derivation and the cache
+    /// loading that come before the walk. `repo_path`: a local repository, never archived
+    /// (nor is the cache directory).
+    pub fn start(
+        roots: Vec<Vec<u8>>,
+        matcher: &PatternMatcher,
+        opts: &CreateOptions,
+        repo_path: Option<&std::path::Path>,
+    ) -> Sources {
+        use std::os::unix::fs::MetadataExt;
+        let mut skip_inodes = std::collections::HashSet::new();
+        let cache_dir = crate::dirs::cache_dir();
+        for p in std::iter::once(cache_dir.as_path()).chain(repo_path) {
+            if let Ok(st) = std::fs::metadata(p) {
+                skip_inodes.insert((st.ino(), st.dev()));
+            }
+        }
+        let ahead = prefetch::ReadAhead::start(prefetch::Plan {
+            roots: roots.clone(),
+            matcher: matcher.clone(),
+            one_file_system: opts.one_file_system,
+            skip_inodes: skip_inodes.clone(),
+        });
+        Sources {
+            roots,
+            skip_inodes,
+            ahead,
+            files: None,
+        }
+    }
+
+    /// Loads the files cache of the repository whose id is `repo_id` on a thread of its own,
+    /// while the key is derived (the same PBKDF2 work as borg's, ~10 ms).
+    pub fn load_files_cache(&mut self, repo_id: &crate::repo::ObjectId, mode: FilesCacheMode) {
+        let dir = super::cache::cache_path(repo_id);
+        self.files = std::thread::Builder::new()
+            .name("rborg-filescache".into())
+            .spawn(move || FilesCache::load(&dir, mode))
+            .ok();
+    }
+}
+
+/// Runs `create` for `sources`.
 #[allow(clippy::too_many_arguments)]
 pub fn create(
     session: &mut Session,
     cache: &mut Cache,
     name: &str,
-    roots: &[Vec<u8>],
+    mut sources: Sources,
     matcher: &PatternMatcher,
     opts: &CreateOptions,
     reporter: &dyn Reporter,
@@ -407,7 +460,10 @@ pub fn create(
     }
     let chunker = Chunker::new(opts.chunker_params, session.key.chunk_seed())
         .map_err(|e| ArchiveError::Other(e.to_string()))?;
-    let files = FilesCache::load(&cache.path, opts.files_cache);
+    let files = match sources.files.take().map(|t| t.join()) {
+        Some(Ok(f)) if f.path().parent() == Some(cache.path.as_path()) => f,
+        _ => FilesCache::load(&cache.path, opts.files_cache),
+    };
     let index = std::mem::take(&mut cache.chunks);
     let Session {
         repo,
@@ -454,17 +510,6 @@ pub fn create(
                 b.add_item(&item)?;
             }
         }
-        let mut skip = std::collections::HashSet::new();
-        if let Ok(st) = std::fs::metadata(crate::dirs::cache_dir()) {
-            use std::os::unix::fs::MetadataExt;
-            skip.insert((st.ino(), st.dev()));
-        }
-        if let Some(local) = repo.as_local() {
-            if let Ok(st) = std::fs::metadata(local.path()) {
-                use std::os::unix::fs::MetadataExt;
-                skip.insert((st.ino(), st.dev()));
-            }
-        }
         let done = Arc::new(Done::default());
         rayon::in_place_scope(|scope| -> Result<()> {
             let mut pipe = Pipeline {
@@ -472,6 +517,11 @@ pub fn create(
                 done: done.clone(),
                 batch: Vec::new(),
                 batch_bytes: 0,
+                inline_unchanged: !shared
+                    .files
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_empty(),
             };
             let shared = &shared;
             let mut sink = |jobs: &mut Vec<Job>| -> Result<()> {
@@ -495,21 +545,18 @@ pub fn create(
                 pipe.flush(scope, shared);
                 Ok(())
             };
-            let ahead = prefetch::Prefetch::default();
-            std::thread::scope(|threads| {
-                let plan = prefetch::Plan {
-                    roots,
-                    matcher,
-                    one_file_system: opts.one_file_system,
-                    skip_inodes: skip.clone(),
-                };
-                let ahead = &ahead;
-                threads.spawn(move || ahead.run(plan));
+            let Sources {
+                roots,
+                skip_inodes,
+                ahead,
+                ..
+            } = sources;
+            let walked = {
                 let mut walker = walk::Walker::new(opts, matcher, &mut sink);
-                walker.skip_inodes = skip;
-                walker.prefetch = Some(ahead);
-                let walked = (|| {
-                    for root in roots {
+                walker.skip_inodes = skip_inodes;
+                walker.prefetch = Some(ahead.prefetch());
+                (|| {
+                    for root in &roots {
                         walker.root(root);
                         walker.flush();
                         if let Some(e) = walker.error.take() {
@@ -517,10 +564,10 @@ pub fn create(
                         }
                     }
                     Ok(())
-                })();
-                ahead.stop();
-                walked
-            })?;
+                })()
+            };
+            drop(ahead);
+            walked?;
             pipe.flush(scope, shared);
             pipe.drain(&mut b, shared, reporter)
         })?;
@@ -537,19 +584,23 @@ pub fn create(
     if opts.dry_run {
         return Ok(None);
     }
+    let files = shared.files.into_inner().unwrap_or_else(|e| e.into_inner());
+    // The files cache is written while the archive is committed: should the commit fail, an
+    // entry naming this run's chunks only costs a re-read (its chunks are not in the chunk
+    // index, which is committed after the repository).
+    let saver = Saver(Some(std::thread::spawn(move || files.save())));
     let (id, meta) = b.save_meta(name)?;
     let start = b.start;
     let duration = b.started.elapsed().as_secs_f64();
     let stats = b.stats;
     b.commit()?;
     drop(b);
-    let files = shared.files.into_inner().unwrap_or_else(|e| e.into_inner());
     let (index, added) = store.into_index();
     cache.chunks = index;
     cache.commit(manifest)?;
     cache.remember_archive(&id, &added)?;
     cache.remember_sizes(&id, meta.size, meta.csize)?;
-    files.save()?;
+    saver.finish()?;
     let end = super::manifest::parse_timestamp(&meta.time_end).unwrap_or(start);
     Ok(Some(Created {
         name: name.to_string(),
@@ -560,6 +611,25 @@ pub fn create(
         end,
         duration,
     }))
+}
+
+/// The files cache being saved on a thread of its own; joined when finished or dropped (an
+/// error return leaves no half-written temporary file behind a running thread).
+struct Saver(Option<std::thread::JoinHandle<Result<()>>>);
+
+impl Saver {
+    fn finish(mut self) -> Result<()> {
+        let t = self.0.take().expect("joined once");
+        t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+}
+
+impl Drop for Saver {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Completion signal of the worker tasks. Workers only take the lock and wake the walker when
@@ -612,10 +682,12 @@ struct Pipeline {
     done: Arc<Done>,
     batch: Vec<(Job, Arc<Slot>)>,
     batch_bytes: u64,
+    /// Try the files cache on the walker's thread first (it has entries to answer from).
+    inline_unchanged: bool,
 }
 
 impl Pipeline {
-    fn submit<'s>(&mut self, scope: &rayon::Scope<'s>, shared: &'s Shared<'s>, job: Job) {
+    fn submit<'s>(&mut self, scope: &rayon::Scope<'s>, shared: &'s Shared<'s>, mut job: Job) {
         let cheap = matches!(
             job.kind,
             JobKind::Status
@@ -625,7 +697,7 @@ impl Pipeline {
                     ..
                 }
         );
-        if cheap {
+        if cheap || (self.inline_unchanged && file::finish_unchanged(shared, &mut job)) {
             self.queue.push_back(Slot::new(true, Some(job)));
             return;
         }

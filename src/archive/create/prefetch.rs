@@ -13,7 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use super::walk::{join, normpath_bytes};
+use super::walk::{child_path, normpath_bytes};
 use crate::archive::patterns::PatternMatcher;
 
 /// A directory's entries in inode order, each with its `lstat` result, and the error that
@@ -58,6 +58,8 @@ struct State {
     reading: Option<Vec<u8>>,
     held: usize,
     stop: bool,
+    /// Threads waiting on `changed`: a wake-up costs a syscall even with nobody to wake.
+    waiters: usize,
 }
 
 /// The shared state between the walker and the helper thread.
@@ -68,16 +70,67 @@ pub struct Prefetch {
 }
 
 /// What the helper needs to follow the walker's path through the tree.
-pub struct Plan<'a> {
-    pub roots: &'a [Vec<u8>],
-    pub matcher: &'a PatternMatcher,
+pub struct Plan {
+    pub roots: Vec<Vec<u8>>,
+    /// A copy: the helper's evaluations must not count as the walker's pattern matches.
+    pub matcher: PatternMatcher,
     pub one_file_system: bool,
     pub skip_inodes: HashSet<(u64, u64)>,
+}
+
+/// The helper thread. It is started as soon as its plan is known, before the key is derived
+/// and the caches are loaded, so its listings are ready when the walk starts; dropping it
+/// stops and joins it (whether or not the walk ever ran).
+pub struct ReadAhead {
+    prefetch: std::sync::Arc<Prefetch>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReadAhead {
+    pub fn start(plan: Plan) -> ReadAhead {
+        let prefetch = std::sync::Arc::new(Prefetch::default());
+        let p = prefetch.clone();
+        let thread = std::thread::Builder::new()
+            .name("rborg-readahead".into())
+            .spawn(move || p.run(plan))
+            .ok();
+        if thread.is_none() {
+            // no thread: the walker lists every directory itself
+            prefetch.stop();
+        }
+        ReadAhead { prefetch, thread }
+    }
+
+    pub fn prefetch(&self) -> &Prefetch {
+        &self.prefetch
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.prefetch.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Prefetch {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'g>(&self, mut s: MutexGuard<'g, State>) -> MutexGuard<'g, State> {
+        s.waiters += 1;
+        let mut s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+        s.waiters -= 1;
+        s
+    }
+
+    fn wake(&self, s: &State) {
+        if s.waiters > 0 {
+            self.changed.notify_all();
+        }
     }
 
     /// The listing of `path` if the helper has it (waiting only while it reads exactly
@@ -87,14 +140,14 @@ impl Prefetch {
         loop {
             if let Some(l) = s.ready.remove(path) {
                 s.held -= l.as_ref().map_or(1, |l| l.entries.len().max(1));
-                self.changed.notify_all();
+                self.wake(&s);
                 return Some(l);
             }
             if s.reading.as_deref() != Some(path) || s.stop {
                 s.claimed.insert(path.to_vec());
                 return None;
             }
-            s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+            s = self.wait(s);
         }
     }
 
@@ -105,8 +158,8 @@ impl Prefetch {
     }
 
     /// The helper thread's walk: depth-first, directories in the walker's order.
-    pub fn run(&self, plan: Plan<'_>) {
-        for raw in plan.roots {
+    fn run(&self, plan: Plan) {
+        for raw in &plan.roots {
             let path = normpath_bytes(raw);
             let Ok(meta) = std::fs::symlink_metadata(OsStr::from_bytes(&path)) else {
                 continue;
@@ -119,11 +172,11 @@ impl Prefetch {
     }
 
     /// Lists `path` and descends into its subdirectories; `false` once stopped.
-    fn visit(&self, plan: &Plan<'_>, path: Vec<u8>, dev: Option<u64>) -> bool {
+    fn visit(&self, plan: &Plan, path: Vec<u8>, dev: Option<u64>) -> bool {
         {
             let mut s = self.lock();
             while s.held >= AHEAD && !s.stop {
-                s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+                s = self.wait(s);
             }
             if s.stop {
                 return false;
@@ -141,7 +194,7 @@ impl Prefetch {
                 {
                     continue;
                 }
-                let child = normpath_bytes(&join(&path, name.as_bytes()));
+                let child = child_path(&path, name.as_bytes());
                 let d = plan.matcher.evaluate(&String::from_utf8_lossy(&child));
                 if d.include || d.recurse {
                     subdirs.push(child);
@@ -155,7 +208,7 @@ impl Prefetch {
                 s.held += listing.as_ref().map_or(1, |l| l.entries.len().max(1));
                 s.ready.insert(path, listing);
             }
-            self.changed.notify_all();
+            self.wake(&s);
         }
         subdirs
             .into_iter()

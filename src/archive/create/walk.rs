@@ -83,6 +83,16 @@ pub fn normpath_bytes(p: &[u8]) -> Vec<u8> {
     }
 }
 
+/// `normpath_bytes(join(dir, name))` for a normalised `dir` and a name read from it (never
+/// empty, `.`, `..` or holding a `/`), without splitting the whole path again per entry.
+pub(super) fn child_path(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    if dir == b"." {
+        name.to_vec()
+    } else {
+        join(dir, name)
+    }
+}
+
 pub(super) fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     if dir.ends_with(b"/") {
         [dir, name].concat()
@@ -325,7 +335,7 @@ impl<'a, 's> Walker<'a, 's> {
                         self.warn(os_error_code(&e), path, os_error_text(&e, path));
                     }
                     for (name, meta) in listing.entries {
-                        let child = normpath_bytes(&join(path, name.as_bytes()));
+                        let child = child_path(path, name.as_bytes());
                         match meta {
                             Ok(m) => self.rec_walk(&child, m, restrict_dev, strip),
                             Err(e) => {
@@ -615,6 +625,26 @@ mod tests {
         assert_eq!(make_path_safe(b"a/../b"), b"a/../b");
         assert_eq!(normpath_bytes(b"./a//b/"), b"a/b");
         assert_eq!(strip_prefix_of(b"/a/b/./c/d"), Some(b"/a/b/".to_vec()));
+        for dir in [
+            &b"."[..],
+            b"..",
+            b"../..",
+            b"/",
+            b"//",
+            b"a",
+            b"a/b",
+            b"/a/b",
+            b"//a",
+            b"...",
+        ] {
+            for name in [&b"x"[..], b"..x", b".x", b"x.", b"\xff"] {
+                assert_eq!(
+                    child_path(&normpath_bytes(dir), name),
+                    normpath_bytes(&join(dir, name)),
+                    "{dir:?} {name:?}"
+                );
+            }
+        }
         assert_eq!(strip_prefix_of(b"./c"), None);
         assert_eq!(
             Walker::archive_path(b"/a/b/c/d", Some(b"/a/b/")),

@@ -13,6 +13,7 @@ use crate::archive::create::{self, CreateOptions, FilesChanged, Reporter, StdinS
 use crate::archive::files_cache::FilesCacheMode;
 use crate::archive::manifest::Operation;
 use crate::archive::patterns::PatternMatcher;
+use crate::archive::session::Session;
 use crate::chunker::ChunkerParams;
 use crate::cli::commands::info::{basic_json, cache_summary, DASHES, STATS_HEADER};
 use crate::cli::common::{archive_name, location, Ctx, PatternOpts, UsageError, Want};
@@ -532,19 +533,23 @@ pub fn run(a: &CreateArgs, ctx: &Ctx) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let mut session = ctx.session(&loc, true, Operation::Write)?;
-    let mut cache = Cache::open(&*session.repo, &session.key, &session.manifest)?;
     let all_roots: Vec<Vec<u8>> = roots
         .into_iter()
         .chain(single_paths.into_iter().flatten())
         .collect();
+    let repo_path = loc.is_local().then(|| loc.local_path());
+    let mut sources = create::Sources::start(all_roots, &matcher, &opts, repo_path.as_deref());
+    let repo = ctx.repository(&loc, true)?;
+    sources.load_files_cache(&repo.id(), opts.files_cache);
+    let mut session = Session::from_repo(repo, &loc.without_archive(), Operation::Write)?;
+    let mut cache = Cache::open(&*session.repo, &session.key, &session.manifest)?;
     // Ctrl-C: checkpoint, then stop (borg's behaviour); a second one ends us at once
     let sigint = crate::platform::sigint::install();
     let created = create::create(
         &mut session,
         &mut cache,
         &name,
-        &all_roots,
+        sources,
         &matcher,
         &opts,
         &reporter,
