@@ -17,8 +17,9 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::item::{ChunkRef, Item, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG};
-use super::meta::{decode_payload, open_objects};
+use super::meta::{decode_in_place, open_objects};
 use super::{ArchiveError, Result};
+use crate::crypto::key::Plaintext;
 use crate::crypto::Key;
 use crate::repo::Repository;
 
@@ -338,7 +339,7 @@ impl<'a> Extractor<'a> {
     }
 
     /// Fetches and verifies a file's chunks (decryption and decompression in parallel).
-    pub fn fetch_chunks(&self, chunks: &[ChunkRef]) -> Result<Vec<Vec<u8>>> {
+    pub fn fetch_chunks(&self, chunks: &[ChunkRef]) -> Result<Vec<Plaintext>> {
         // groups of at least two: each group's hashes run two messages per core
         let per = 2.max(chunks.len().div_ceil(rayon::current_num_threads()));
         let mut envs = self.repo.get_many(chunks.iter().map(|c| c.id).collect());
@@ -353,7 +354,7 @@ impl<'a> Extractor<'a> {
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
-        let opened: Vec<Vec<Result<Vec<u8>>>> = groups
+        let opened: Vec<Vec<Result<Plaintext>>> = groups
             .into_par_iter()
             .map(|g| open_objects(self.key, g))
             .collect();
@@ -425,8 +426,8 @@ impl<'a> Extractor<'a> {
             });
             self.key.open_verify_many(
                 source,
-                |i, id, payload| decode_payload(id, payload, Some(taken.borrow()[i].1 as usize)),
-                |i, r: Result<Vec<u8>>| {
+                |i, id, payload| decode_in_place(id, payload, Some(taken.borrow()[i].1 as usize)),
+                |i, r: Result<Plaintext>| {
                     let d = match r {
                         Ok(d) => d,
                         Err(e) => return fail(Err(e)),
@@ -456,7 +457,10 @@ impl<'a> Extractor<'a> {
     /// The content of the small regular files among `items` (each within one batch),
     /// fetched and opened together so their hashes share the two lanes; per item its
     /// content, or `None` for an item left to [`Extractor::extract_item_with`] to fetch.
-    pub fn prefetch_small(&self, items: &[&(Item, Vec<u8>)]) -> Vec<Option<Result<Vec<Vec<u8>>>>> {
+    pub fn prefetch_small(
+        &self,
+        items: &[&(Item, Vec<u8>)],
+    ) -> Vec<Option<Result<Vec<Plaintext>>>> {
         let wanted: Vec<Option<&[ChunkRef]>> = items
             .iter()
             .map(|(item, _)| {
@@ -466,7 +470,7 @@ impl<'a> Extractor<'a> {
             })
             .collect();
         let all: Vec<&ChunkRef> = wanted.iter().flatten().flat_map(|c| c.iter()).collect();
-        let mut fetched: Vec<Option<Result<Vec<u8>>>> = all.iter().map(|_| None).collect();
+        let mut fetched: Vec<Option<Result<Plaintext>>> = all.iter().map(|_| None).collect();
         let mut objs = Vec::with_capacity(all.len());
         let mut slots = Vec::with_capacity(all.len());
         let envs = self.repo.get_many(all.iter().map(|c| c.id).collect());
@@ -498,7 +502,7 @@ impl<'a> Extractor<'a> {
     fn write_content(
         &self,
         chunks: &[ChunkRef],
-        pre: Option<Result<Vec<Vec<u8>>>>,
+        pre: Option<Result<Vec<Plaintext>>>,
         out: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
     ) -> Result<std::result::Result<u64, std::io::Error>> {
         let mut total = 0u64;
@@ -555,7 +559,7 @@ impl<'a> Extractor<'a> {
         &self,
         item: &Item,
         dest: &[u8],
-        mut pre: Option<Result<Vec<Vec<u8>>>>,
+        mut pre: Option<Result<Vec<Plaintext>>>,
     ) -> Result<Vec<ItemWarning>> {
         let mut warnings = Vec::new();
         let damaged = item.chunks_healthy.is_some();

@@ -3,6 +3,7 @@
 
 use crate::chunker::ChunkerParams;
 use crate::compress::Compression;
+use crate::crypto::key::{Decoded, Plaintext};
 use crate::crypto::tam::{self, TamStatus};
 use crate::crypto::Key;
 use crate::msgpack::{DecodeError, Value};
@@ -44,12 +45,21 @@ pub fn decode_payload(id: &ObjectId, payload: &[u8], size_hint: Option<usize>) -
     .map_err(|e| ArchiveError::Decompress(format!("Chunk {}: {e}", id.hex())))
 }
 
+/// [`decode_payload`] for [`Key::open_verify_many`]: a payload stored uncompressed is used
+/// where it lies (no copy of the plaintext).
+pub fn decode_in_place(id: &ObjectId, payload: &[u8], size_hint: Option<usize>) -> Result<Decoded> {
+    match crate::compress::uncompressed_at(payload) {
+        Some(at) => Ok(Decoded::InPayload(at)),
+        None => decode_payload(id, payload, size_hint).map(Decoded::Owned),
+    }
+}
+
 /// [`open_object`] for several objects at once: their MACs and id hashes run two messages
 /// per core (most of the work). Results in input order.
 pub fn open_objects(
     key: &Key,
     objs: Vec<(ObjectId, Vec<u8>, Option<usize>)>,
-) -> Vec<Result<Vec<u8>>> {
+) -> Vec<Result<Plaintext>> {
     let mut hints = Vec::with_capacity(objs.len());
     let envs: Vec<(ObjectId, Vec<u8>)> = objs
         .into_iter()
@@ -58,10 +68,10 @@ pub fn open_objects(
             (id, env)
         })
         .collect();
-    let mut out: Vec<Option<Result<Vec<u8>>>> = hints.iter().map(|_| None).collect();
+    let mut out: Vec<Option<Result<Plaintext>>> = hints.iter().map(|_| None).collect();
     key.open_verify_many(
         envs,
-        |i, id, payload| decode_payload(id, payload, hints[i]),
+        |i, id, payload| decode_in_place(id, payload, hints[i]),
         |i, r| out[i] = Some(r),
     );
     out.into_iter()
@@ -78,8 +88,8 @@ pub fn verify_objects_with(
 ) {
     key.open_verify_many(
         objs,
-        |_, id, payload| decode_payload(id, payload, None),
-        |i, r: Result<Vec<u8>>| verdict(i, r.map(drop)),
+        |_, id, payload| decode_in_place(id, payload, None),
+        |i, r: Result<Plaintext>| verdict(i, r.map(drop)),
     );
 }
 

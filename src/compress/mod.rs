@@ -130,6 +130,15 @@ pub fn detect(payload: &[u8]) -> Result<Codec, DecompressError> {
     })
 }
 
+/// Where the plaintext of a payload stored without compression (`none`, not obfuscated)
+/// starts; `None` for any other payload. Such a plaintext can be used where it lies.
+pub fn uncompressed_at(payload: &[u8]) -> Option<usize> {
+    match detect(payload) {
+        Ok(Codec::None) if payload.len() - 2 <= DECOMPRESS_LIMIT => Some(2),
+        _ => None,
+    }
+}
+
 /// Decompresses a payload of any codec (auto-detected, obfuscation unwrapped) into a new
 /// buffer.
 pub fn decompress(payload: &[u8]) -> Result<Vec<u8>, DecompressError> {

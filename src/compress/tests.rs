@@ -886,3 +886,23 @@ fn compress_reusing_matches_compress() {
         }
     }
 }
+
+/// Only a plain `none` payload is used in place; compressed and obfuscated ones are decoded.
+#[test]
+fn uncompressed_payloads_are_found_in_place() {
+    let data = b"some plaintext, some plaintext, some plaintext".to_vec();
+    let none = Compression::None.compress(&data);
+    assert_eq!(uncompressed_at(&none), Some(2));
+    assert_eq!(&none[2..], &data[..]);
+    assert_eq!(uncompressed_at(&Compression::None.compress(b"")), Some(2));
+    assert_eq!(uncompressed_at(&Compression::Lz4.compress(&data)), None);
+    let hidden = Compression::Obfuscate {
+        level: 1,
+        inner: Box::new(Compression::None),
+    }
+    .compress(&data);
+    assert_eq!(uncompressed_at(&hidden), None);
+    assert_eq!(decompress(&hidden).unwrap(), data);
+    assert_eq!(uncompressed_at(b""), None);
+    assert_eq!(uncompressed_at(b"\x00"), None);
+}

@@ -318,6 +318,37 @@ pub struct Key {
     pub tam_required: bool,
 }
 
+/// What a payload decoder made of a payload ([`Key::open_verify_many`]).
+pub enum Decoded {
+    /// The plaintext, in a buffer of its own (decompressed).
+    Owned(Vec<u8>),
+    /// The plaintext is the payload itself from this byte on (stored uncompressed): it is
+    /// used where it lies, in the envelope's buffer, without a copy.
+    InPayload(usize),
+}
+
+/// An opened object's plaintext: a buffer of its own or the tail of its envelope's buffer.
+#[derive(Debug)]
+pub struct Plaintext {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Plaintext {
+    /// The plaintext as a vector of its own (moves the bytes down if they are a tail).
+    pub fn into_vec(mut self) -> Vec<u8> {
+        self.buf.drain(..self.start);
+        self.buf
+    }
+}
+
+impl std::ops::Deref for Plaintext {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
 impl Key {
     pub fn new(kind: KeyKind, material: Option<KeyMaterial>) -> Key {
         let (id_fn, mac, cipher) = match &material {
@@ -501,8 +532,8 @@ impl Key {
     pub fn open_verify_many<E: From<CryptoError>>(
         &self,
         objs: impl IntoIterator<Item = (ObjectId, Vec<u8>)>,
-        mut decode: impl FnMut(usize, &ObjectId, &[u8]) -> std::result::Result<Vec<u8>, E>,
-        mut done: impl FnMut(usize, std::result::Result<Vec<u8>, E>),
+        mut decode: impl FnMut(usize, &ObjectId, &[u8]) -> std::result::Result<Decoded, E>,
+        mut done: impl FnMut(usize, std::result::Result<Plaintext, E>),
     ) {
         let mac_lanes = match &self.mac {
             Some(Mac32::Hmac(l)) => Some(l),
@@ -513,26 +544,33 @@ impl Key {
             IdFn::Blake2(_) => None,
         };
         let mut ids = Vec::new();
+        // where each object's plaintext starts in the buffer its id hash runs over
+        let mut plain_starts = Vec::new();
         // (tag, buffer, offset): tag 2i hashes object i's envelope, 2i+1 its plaintext
         let mut ready = std::collections::VecDeque::new();
         // what follows a verified MAC: decrypt, decode, then the id hash (lane or direct)
         let mut opened = |i: usize,
                           id: &ObjectId,
                           mut env: Vec<u8>,
+                          plain_starts: &mut Vec<usize>,
                           ready: &mut std::collections::VecDeque<(usize, Vec<u8>, usize)>|
-         -> Option<std::result::Result<Vec<u8>, E>> {
+         -> Option<std::result::Result<Plaintext, E>> {
             let start = Self::payload_start(self.cipher.is_some());
             if let Some(cipher) = &self.cipher {
                 let block = Self::ctr_block(&env);
                 cipher.apply(&block, &mut env[start..]);
             }
             let plain = match decode(i, id, &env[start..]) {
-                Ok(p) => p,
+                Ok(Decoded::Owned(p)) => Plaintext { buf: p, start: 0 },
+                Ok(Decoded::InPayload(at)) => Plaintext {
+                    buf: env,
+                    start: start + at,
+                },
                 Err(e) => return Some(Err(e)),
             };
-            drop(env);
             if id_lanes.is_some() {
-                ready.push_front((2 * i + 1, plain, 0));
+                plain_starts[i] = plain.start;
+                ready.push_front((2 * i + 1, plain.buf, plain.start));
                 None
             } else {
                 Some(self.assert_id(id, &plain).map(|()| plain).map_err(E::from))
@@ -558,13 +596,14 @@ impl Key {
                     break;
                 };
                 ids.push(id);
+                plain_starts.push(0);
                 if let Err(e) = self.check_header(Some(&id), &env) {
                     done(i, Err(e.into()));
                 } else if mac_lanes.is_some() {
                     ready.push_back((2 * i, env, 33));
                 } else if self.cipher.is_some() && self.check_envelope(Some(&id), &env).is_err() {
                     done(i, Err(Self::mac_failed(Some(&id)).into()));
-                } else if let Some(r) = opened(i, &id, env, &mut ready) {
+                } else if let Some(r) = opened(i, &id, env, &mut plain_starts, &mut ready) {
                     done(i, r);
                 }
             }
@@ -577,11 +616,14 @@ impl Key {
                 let env = hashed.buf;
                 if !bool::from(got.ct_eq(&env[1..33])) {
                     done(i, Err(Self::mac_failed(Some(&ids[i])).into()));
-                } else if let Some(r) = opened(i, &ids[i], env, &mut ready) {
+                } else if let Some(r) = opened(i, &ids[i], env, &mut plain_starts, &mut ready) {
                     done(i, r);
                 }
             } else {
-                let r = Self::id_matches(&ids[i], &ObjectId(got)).map(|()| hashed.buf);
+                let r = Self::id_matches(&ids[i], &ObjectId(got)).map(|()| Plaintext {
+                    buf: hashed.buf,
+                    start: plain_starts[i],
+                });
                 done(i, r.map_err(E::from));
             }
         }
@@ -850,10 +892,18 @@ mod tests {
                     (id, env)
                 })
                 .collect();
-            let mut got: Vec<Option<Result<Vec<u8>>>> = (0..7).map(|_| None).collect();
+            let mut got: Vec<Option<Result<Plaintext>>> = (0..7).map(|_| None).collect();
+            // even objects (the damaged ones among them) are used in place, odd ones are
+            // decoded into buffers of their own
             key.open_verify_many(
                 objs,
-                |_, _, p| Ok::<_, CryptoError>(p.to_vec()),
+                |i, _, p| {
+                    Ok::<_, CryptoError>(if i % 2 == 0 {
+                        Decoded::InPayload(0)
+                    } else {
+                        Decoded::Owned(p.to_vec())
+                    })
+                },
                 |i, r| got[i] = Some(r),
             );
             for (k, r) in got.into_iter().enumerate() {
@@ -864,7 +914,10 @@ mod tests {
                     _ => None,
                 };
                 match (want, r) {
-                    (None, Ok(d)) => assert!(d == datas[k], "{kind:?} object {k}"),
+                    (None, Ok(d)) => {
+                        assert!(*d == datas[k], "{kind:?} object {k}");
+                        assert!(d.into_vec() == datas[k], "{kind:?} object {k}");
+                    }
                     (Some(w), Err(e)) => assert!(e.to_string().contains(w), "{kind:?} {k}: {e}"),
                     (w, r) => panic!(
                         "{kind:?} object {k}: wanted {w:?}, got {:?}",
