@@ -278,8 +278,21 @@ impl FilesCache {
 
     /// Saves the entries worth keeping (see module docs).
     pub fn save(&self) -> Result<()> {
+        match self.encode() {
+            Some(data) => Self::write(&self.path, &data),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes what [`FilesCache::encode`] made to `path` (the cache's [`FilesCache::path`]).
+    pub fn write(path: &Path, data: &[u8]) -> Result<()> {
+        crate::repo::local::atomic::save_file(path, data).map_err(|e| ArchiveError::io(path, e))
+    }
+
+    /// The file's bytes with the entries worth keeping (`None`: the cache is disabled).
+    pub fn encode(&self) -> Option<Vec<u8>> {
         if self.mode.disabled {
-            return Ok(());
+            return None;
         }
         let ttl: u8 = std::env::var("BORG_FILES_CACHE_TTL")
             .ok()
@@ -313,8 +326,7 @@ impl FilesCache {
         out.extend_from_slice(&body);
         let h = xxh64(&out, 0);
         out.extend_from_slice(&h.to_le_bytes());
-        crate::repo::local::atomic::save_file(&self.path, &out)
-            .map_err(|e| ArchiveError::io(&self.path, e))
+        Some(out)
     }
 
     /// The file it is loaded from and saved to.

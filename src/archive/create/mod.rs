@@ -585,10 +585,10 @@ pub fn create(
         return Ok(None);
     }
     let files = shared.files.into_inner().unwrap_or_else(|e| e.into_inner());
-    // The files cache is written while the archive is committed: should the commit fail, an
-    // entry naming this run's chunks only costs a re-read (its chunks are not in the chunk
-    // index, which is committed after the repository).
-    let saver = Saver(Some(std::thread::spawn(move || files.save())));
+    // The files cache is encoded while the archive is committed, and written once that
+    // succeeded (as borg, a failed run leaves the old one).
+    let files_path = files.path().to_path_buf();
+    let encoder = Encoder(Some(std::thread::spawn(move || files.encode())));
     let (id, meta) = b.save_meta(name)?;
     let start = b.start;
     let duration = b.started.elapsed().as_secs_f64();
@@ -600,7 +600,9 @@ pub fn create(
     cache.commit(manifest)?;
     cache.remember_archive(&id, &added)?;
     cache.remember_sizes(&id, meta.size, meta.csize)?;
-    saver.finish()?;
+    if let Some(data) = encoder.finish() {
+        FilesCache::write(&files_path, &data)?;
+    }
     let end = super::manifest::parse_timestamp(&meta.time_end).unwrap_or(start);
     Ok(Some(Created {
         name: name.to_string(),
@@ -613,18 +615,17 @@ pub fn create(
     }))
 }
 
-/// The files cache being saved on a thread of its own; joined when finished or dropped (an
-/// error return leaves no half-written temporary file behind a running thread).
-struct Saver(Option<std::thread::JoinHandle<Result<()>>>);
+/// The files cache being encoded on a thread of its own; joined when finished or dropped.
+struct Encoder(Option<std::thread::JoinHandle<Option<Vec<u8>>>>);
 
-impl Saver {
-    fn finish(mut self) -> Result<()> {
+impl Encoder {
+    fn finish(mut self) -> Option<Vec<u8>> {
         let t = self.0.take().expect("joined once");
         t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 }
 
-impl Drop for Saver {
+impl Drop for Encoder {
     fn drop(&mut self) {
         if let Some(t) = self.0.take() {
             let _ = t.join();
