@@ -597,6 +597,92 @@ fn unchanged_files_keep_their_attributes() {
     env.borg12(&["check", &repo]).ok();
 }
 
+/// Each `--files-cache` mode decides, as in borg 1.4, which files are read again: the same
+/// tree and the same changes give rborg and borg the same status letters run after run
+/// (unchanged files are answered without a worker under ctime modes, by a worker otherwise).
+#[test]
+fn files_cache_modes_give_borgs_statuses() {
+    use std::os::unix::fs::PermissionsExt;
+    for mode in ["ctime,size,inode", "mtime,size,inode", "size", "disabled"] {
+        let env = Env::new();
+        let src = env.path("src");
+        std::fs::create_dir_all(src.join("dir")).unwrap();
+        for (name, len) in [("a", 10), ("b", 5000), ("dir/c", 70_000), ("dir/d", 3)] {
+            std::fs::write(src.join(name), noise(len, len as u64)).unwrap();
+        }
+        // only files older than the newest one seen are remembered (borg's race guard)
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        std::fs::write(src.join("newest"), b"n").unwrap();
+        let statuses = |tool: &str, repo: &str, name: &str| -> Vec<String> {
+            let a = format!("{repo}::{name}");
+            let args = ["create", "--list", "--files-cache", mode, &a, "src"];
+            let o = if tool == "rborg" {
+                env.rborg(&args)
+            } else {
+                env.borg14(&args)
+            };
+            o.ok();
+            let mut v: Vec<String> = o
+                .stderr
+                .lines()
+                .filter(|l| !l.ends_with(" src") && !l.ends_with(" src/dir"))
+                .map(str::to_string)
+                .collect();
+            v.sort();
+            v
+        };
+        let rrepo = env.p("rrepo");
+        let brepo = env.p("brepo");
+        env.rborg(&["init", "-e", "none", &rrepo]).ok();
+        env.borg14(&["init", "-e", "none", &brepo]).ok();
+        let mut runs = Vec::new();
+        for run in ["1", "2", "3", "4"] {
+            match run {
+                // a ctime-only change, then an mtime change of the same size
+                "3" => {
+                    std::fs::set_permissions(src.join("a"), std::fs::Permissions::from_mode(0o600))
+                        .unwrap()
+                }
+                "4" => {
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(src.join("b"))
+                        .unwrap();
+                    f.set_modified(
+                        std::time::SystemTime::UNIX_EPOCH
+                            + std::time::Duration::from_secs(1_000_000_000),
+                    )
+                    .unwrap();
+                }
+                _ => {}
+            }
+            let r = statuses("rborg", &rrepo, run);
+            let b = statuses("borg", &brepo, run);
+            assert_eq!(r, b, "--files-cache {mode}, run {run}");
+            runs.push(r);
+        }
+        // the test must see both re-reads and cache hits where the mode allows them
+        let unchanged = runs[1].iter().filter(|l| l.starts_with("U ")).count();
+        if mode == "disabled" {
+            assert_eq!(unchanged, 0, "{runs:?}");
+        } else {
+            assert!(unchanged >= 4, "--files-cache {mode}: {runs:?}");
+        }
+        // the ctime change is seen by ctime modes, the mtime change by ctime and mtime modes
+        let modified = runs
+            .iter()
+            .flatten()
+            .filter(|l| l.starts_with("M "))
+            .count();
+        let want = match mode {
+            "ctime,size,inode" => 2,
+            "mtime,size,inode" => 1,
+            _ => 0,
+        };
+        assert_eq!(modified, want, "--files-cache {mode}: {runs:?}");
+    }
+}
+
 /// Files of several batches are written by all workers at their offsets; the bytes (holes
 /// with --sparse included) are what borg extracts, and a file whose chunk references lie
 /// about sizes is written in order as borg does, with its size warning.

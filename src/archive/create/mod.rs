@@ -517,11 +517,13 @@ pub fn create(
                 done: done.clone(),
                 batch: Vec::new(),
                 batch_bytes: 0,
-                inline_unchanged: !shared
-                    .files
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .is_empty(),
+                // only ctime-comparing modes answer without opening the file
+                inline_unchanged: opts.files_cache.ctime
+                    && !shared
+                        .files
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .is_empty(),
             };
             let shared = &shared;
             let mut sink = |jobs: &mut Vec<Job>| -> Result<()> {
@@ -588,7 +590,7 @@ pub fn create(
     // The files cache is encoded while the archive is committed, and written once that
     // succeeded (as borg, a failed run leaves the old one).
     let files_path = files.path().to_path_buf();
-    let encoder = Encoder(Some(std::thread::spawn(move || files.encode())));
+    let encoder = std::thread::spawn(move || files.encode());
     let (id, meta) = b.save_meta(name)?;
     let start = b.start;
     let duration = b.started.elapsed().as_secs_f64();
@@ -600,7 +602,10 @@ pub fn create(
     cache.commit(manifest)?;
     cache.remember_archive(&id, &added)?;
     cache.remember_sizes(&id, meta.size, meta.csize)?;
-    if let Some(data) = encoder.finish() {
+    let encoded = encoder
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+    if let Some(data) = encoded {
         FilesCache::write(&files_path, &data)?;
     }
     let end = super::manifest::parse_timestamp(&meta.time_end).unwrap_or(start);
@@ -613,24 +618,6 @@ pub fn create(
         end,
         duration,
     }))
-}
-
-/// The files cache being encoded on a thread of its own; joined when finished or dropped.
-struct Encoder(Option<std::thread::JoinHandle<Option<Vec<u8>>>>);
-
-impl Encoder {
-    fn finish(mut self) -> Option<Vec<u8>> {
-        let t = self.0.take().expect("joined once");
-        t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
-    }
-}
-
-impl Drop for Encoder {
-    fn drop(&mut self) {
-        if let Some(t) = self.0.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Completion signal of the worker tasks. Workers only take the lock and wake the walker when
