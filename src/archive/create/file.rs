@@ -196,6 +196,7 @@ pub fn process_job(
             let cached = dir.map(|st| (path_hash_of(shared, &job.fs_path), st));
             if let Some(ext) = cached
                 .as_ref()
+                .filter(|_| !shared.inline_unchanged)
                 .and_then(|(h, st)| cached_dir_attrs(shared, h, st))
             {
                 set_cached_attrs(shared, &mut item, ext);
@@ -348,7 +349,8 @@ fn process_file(
     special: bool,
     progress: &Mutex<Option<Arc<FileProgress>>>,
 ) -> Result<()> {
-    if unchanged_without_open(shared, job) {
+    // (the walker has asked the files cache already when it answers unchanged files)
+    if !shared.inline_unchanged && unchanged_without_open(shared, job) {
         return Ok(());
     }
     let mut res = JobResult::default();

@@ -160,6 +160,9 @@ pub struct Shared<'a> {
     pub gate: RwLock<()>,
     /// Set after the checkpoint of a Ctrl-C: jobs in flight stop (their work is rolled back).
     pub abort: AtomicBool,
+    /// The walker asks the files cache about every job before a worker gets it (only
+    /// ctime-comparing modes answer without opening the file, and only a cache with entries).
+    pub inline_unchanged: bool,
 }
 
 /// One big buffer kept for the next file: a fresh one costs a page fault for every 4 KiB (the
@@ -479,6 +482,7 @@ pub fn create(
         opts,
         store: &store,
         chunker,
+        inline_unchanged: opts.files_cache.ctime && !files.is_empty(),
         files: Mutex::new(files),
         key,
         chunks_in_flight: std::sync::atomic::AtomicUsize::new(0),
@@ -517,13 +521,6 @@ pub fn create(
                 done: done.clone(),
                 batch: Vec::new(),
                 batch_bytes: 0,
-                // only ctime-comparing modes answer without opening the file
-                inline_unchanged: opts.files_cache.ctime
-                    && !shared
-                        .files
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .is_empty(),
             };
             let shared = &shared;
             let mut sink = |jobs: &mut Vec<Job>| -> Result<()> {
@@ -670,8 +667,6 @@ struct Pipeline {
     done: Arc<Done>,
     batch: Vec<(Job, Arc<Slot>)>,
     batch_bytes: u64,
-    /// Try the files cache on the walker's thread first (it has entries to answer from).
-    inline_unchanged: bool,
 }
 
 impl Pipeline {
@@ -685,7 +680,7 @@ impl Pipeline {
                     ..
                 }
         );
-        if cheap || (self.inline_unchanged && file::finish_unchanged(shared, &mut job)) {
+        if cheap || (shared.inline_unchanged && file::finish_unchanged(shared, &mut job)) {
             self.queue.push_back(Slot::new(true, Some(job)));
             return;
         }
